@@ -1,0 +1,247 @@
+//! Line art: which pixels are lines, and which lines are colour traces.
+
+use std::path::Path;
+
+use image::RgbaImage;
+
+use crate::error::{Error, Result};
+use crate::imageio::{read_picture, Picture};
+
+/// What a pixel of line art is, by the official rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelKind {
+    /// Not a line: part of a closed region.
+    Fill,
+    /// A line that separates regions and stays a line (label 0).
+    Line,
+    /// An opaque coloured line (shadow or highlight boundary), merged into a
+    /// neighbouring region; the value is the packed `R<<16 | G<<8 | B`.
+    Trace(u32),
+}
+
+/// A line-art frame.
+///
+/// Line pixels follow the official DACoN/BasicPBC rule: with alpha, any pixel
+/// with alpha > 0; without alpha, any pixel with a channel below 255. Pure
+/// black opaque line pixels are lines; other opaque line pixels are colour
+/// traces; translucent line pixels stay lines.
+#[derive(Debug, Clone)]
+pub struct LineArt {
+    rgba: RgbaImage,
+    has_alpha: bool,
+}
+
+impl LineArt {
+    /// Reads line art from a PNG, TGA or TIFF file.
+    ///
+    /// # Errors
+    /// The file's I/O or decode error, or [`Error::EmptyLineArt`] when the
+    /// image has no line pixel at all (a blank or fully coloured frame is
+    /// almost always the wrong file).
+    pub fn open(path: &Path) -> Result<Self> {
+        let Picture { rgba, has_alpha } = read_picture(path)?;
+        let art = LineArt { rgba, has_alpha };
+        art.check_not_empty(&path.display().to_string())?;
+        Ok(art)
+    }
+
+    /// Wraps decoded pixels; `has_alpha` selects the line rule.
+    pub fn from_rgba(rgba: RgbaImage, has_alpha: bool) -> Self {
+        LineArt { rgba, has_alpha }
+    }
+
+    /// Fails with [`Error::EmptyLineArt`] when there is no line pixel, or no
+    /// pixel that is not a line.
+    pub fn check_not_empty(&self, what: &str) -> Result<()> {
+        let n = self.rgba.pixels().filter(|p| self.is_line_px(p.0)).count();
+        let reason = if n == 0 {
+            "no line pixels (transparent or white everywhere); is this the line layer?"
+        } else if n == self.rgba.pixels().len() {
+            "every pixel is a line pixel, so there is no region to fill; if the background is opaque white, check the file has the expected alpha"
+        } else {
+            return Ok(());
+        };
+        Err(Error::EmptyLineArt {
+            what: what.to_string(),
+            reason: reason.into(),
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.rgba.width()
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.rgba.height()
+    }
+
+    /// The pixels as drawn.
+    pub fn rgba(&self) -> &RgbaImage {
+        &self.rgba
+    }
+
+    /// Whether the source had an alpha channel.
+    pub fn has_alpha(&self) -> bool {
+        self.has_alpha
+    }
+
+    #[inline]
+    fn is_line_px(&self, p: [u8; 4]) -> bool {
+        if self.has_alpha {
+            p[3] > 0
+        } else {
+            p[0] < 255 || p[1] < 255 || p[2] < 255
+        }
+    }
+
+    /// Classifies pixel `p` by the official rule.
+    #[inline]
+    pub fn kind_of(&self, p: [u8; 4]) -> PixelKind {
+        if !self.is_line_px(p) {
+            PixelKind::Fill
+        } else if p[3] == 255 && (p[0] | p[1] | p[2]) != 0 {
+            PixelKind::Trace(pack_rgb(p))
+        } else {
+            PixelKind::Line
+        }
+    }
+
+    /// Classifies every pixel, row-major.
+    pub fn kinds(&self) -> Vec<PixelKind> {
+        self.rgba.pixels().map(|p| self.kind_of(p.0)).collect()
+    }
+
+    /// Binarises anti-aliased line art in place.
+    ///
+    /// A pixel's ink is its alpha (images with alpha) or `255 - min(R,G,B)`
+    /// (without). Pixels with ink below `threshold` become background; the
+    /// others become opaque: near-grey ones (channel spread < 48) pure black
+    /// lines, coloured ones colour traces of their own RGB. Afterwards the
+    /// image follows the official rule exactly.
+    ///
+    /// # Panics
+    /// If `threshold` is 0 (every pixel would be a line).
+    pub fn binarize(&mut self, threshold: u8) {
+        assert!(threshold > 0, "threshold must be at least 1");
+        let has_alpha = self.has_alpha;
+        for p in self.rgba.pixels_mut() {
+            let [r, g, b, a] = p.0;
+            let ink = if has_alpha {
+                a
+            } else {
+                255 - r.min(g).min(b)
+            };
+            let spread = r.max(g).max(b) - r.min(g).min(b);
+            p.0 = if ink < threshold {
+                if has_alpha {
+                    [255, 255, 255, 0]
+                } else {
+                    [255, 255, 255, 255]
+                }
+            } else if spread < 48 {
+                [0, 0, 0, 255]
+            } else {
+                [r, g, b, 255]
+            };
+        }
+    }
+}
+
+/// Packs the RGB channels as `R<<16 | G<<8 | B`.
+#[inline]
+pub fn pack_rgb(p: [u8; 4]) -> u32 {
+    (u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgba;
+
+    fn art(pixels: &[[u8; 4]], has_alpha: bool) -> LineArt {
+        let mut img = RgbaImage::new(pixels.len() as u32, 1);
+        for (i, p) in pixels.iter().enumerate() {
+            img.put_pixel(i as u32, 0, Rgba(*p));
+        }
+        LineArt::from_rgba(img, has_alpha)
+    }
+
+    #[test]
+    fn alpha_rule() {
+        let a = art(
+            &[
+                [255, 255, 255, 0],
+                [0, 0, 0, 255],
+                [10, 0, 0, 255],
+                [0, 0, 0, 10],
+                [200, 0, 0, 128],
+                [0, 0, 0, 0],
+            ],
+            true,
+        );
+        let k = a.kinds();
+        assert_eq!(
+            k,
+            vec![
+                PixelKind::Fill,
+                PixelKind::Line,
+                PixelKind::Trace(10 << 16),
+                PixelKind::Line,
+                PixelKind::Line,
+                PixelKind::Fill
+            ]
+        );
+    }
+
+    #[test]
+    fn no_alpha_rule() {
+        let a = art(
+            &[[255, 255, 255, 255], [0, 0, 0, 255], [255, 254, 255, 255]],
+            false,
+        );
+        assert_eq!(
+            a.kinds(),
+            vec![
+                PixelKind::Fill,
+                PixelKind::Line,
+                PixelKind::Trace(0xfffeff)
+            ]
+        );
+    }
+
+    #[test]
+    fn binarize_snaps_grey_to_black_and_drops_faint_ink() {
+        let mut a = art(
+            &[
+                [255, 255, 255, 255],
+                [250, 250, 250, 255],
+                [100, 100, 100, 255],
+                [255, 0, 0, 255],
+            ],
+            false,
+        );
+        a.binarize(128);
+        assert_eq!(
+            a.kinds(),
+            vec![
+                PixelKind::Fill,
+                PixelKind::Fill,
+                PixelKind::Line,
+                PixelKind::Trace(0xff0000)
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_line_art_is_refused() {
+        let a = art(&[[255, 255, 255, 0], [255, 255, 255, 0]], true);
+        assert!(matches!(
+            a.check_not_empty("x"),
+            Err(Error::EmptyLineArt { .. })
+        ));
+        let a = art(&[[0, 0, 0, 255]], true);
+        assert!(a.check_not_empty("x").is_err());
+    }
+}
