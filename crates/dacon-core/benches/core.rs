@@ -1,1 +1,112 @@
-fn main() {}
+//! Benchmarks of the model-free pipeline: segmentation, colour table and
+//! segment statistics of one frame, one stage per group.
+//!
+//! Frames: a synthetic 1920x1920 frame (Voronoi cells with black lines,
+//! ~300 segments, colour-trace lines) always; the real 1600x1600
+//! `laughing_girl/0000` of `../shared/data/warpbench-dev` when present.
+//! Run: `cargo bench -p dacon-core --bench core`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dacon_core::imageio::read_picture;
+use dacon_core::{ColorTable, LineArt, Segmentation};
+use image::{Rgba, RgbaImage};
+
+/// A deterministic frame: Voronoi cells of `n` seeds separated by black
+/// lines, a red colour trace through every third cell, painted with a
+/// 24-colour palette. Returns (line art, painted frame).
+fn voronoi_frame(size: u32, n: usize) -> (LineArt, RgbaImage) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let seeds: Vec<(i64, i64)> = (0..n)
+        .map(|_| ((rand() % size as u64) as i64, (rand() % size as u64) as i64))
+        .collect();
+    // Nearest seed per pixel (exact, brute force: set-up only).
+    let cell = |x: i64, y: i64| -> usize {
+        let mut best = (i64::MAX, 0);
+        for (i, &(sx, sy)) in seeds.iter().enumerate() {
+            let d = (sx - x).pow(2) + (sy - y).pow(2);
+            if d < best.0 {
+                best = (d, i);
+            }
+        }
+        best.1
+    };
+    let s = size as usize;
+    let owner: Vec<usize> = (0..s * s)
+        .map(|i| cell((i % s) as i64, (i / s) as i64))
+        .collect();
+    let mut line = RgbaImage::from_pixel(size, size, Rgba([255, 255, 255, 0]));
+    let mut gt = RgbaImage::new(size, size);
+    for y in 0..s {
+        for x in 0..s {
+            let o = owner[y * s + x];
+            let edge = (x + 1 < s && owner[y * s + x + 1] != o)
+                || (y + 1 < s && owner[(y + 1) * s + x] != o);
+            let (sx, sy) = seeds[o];
+            let trace = o % 3 == 0 && (y as i64 - sy).abs() == 0 && (x as i64 - sx).abs() < 40;
+            let fill = [(o * 37 % 24) as u8 * 10, (o * 11 % 7) as u8 * 30, 120, 255];
+            if edge {
+                line.put_pixel(x as u32, y as u32, Rgba([0, 0, 0, 255]));
+                gt.put_pixel(x as u32, y as u32, Rgba([0, 0, 0, 255]));
+            } else {
+                if trace {
+                    line.put_pixel(x as u32, y as u32, Rgba([200, 40, 40, 255]));
+                }
+                gt.put_pixel(x as u32, y as u32, Rgba(fill));
+            }
+        }
+    }
+    (LineArt::from_rgba(line, true), gt)
+}
+
+fn bench_frame(c: &mut Criterion, name: &str, art: &LineArt, gt: &RgbaImage) {
+    let seg = Segmentation::from_line_art(art).unwrap();
+    eprintln!(
+        "{name}: {}x{}, {} segments",
+        seg.width(),
+        seg.height(),
+        seg.count()
+    );
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20);
+    g.bench_function("segment", |b| {
+        b.iter(|| Segmentation::from_line_art(black_box(art)).unwrap())
+    });
+    g.bench_function("color_table", |b| {
+        b.iter(|| ColorTable::from_image(black_box(&seg), black_box(gt), "gt").unwrap())
+    });
+    g.bench_function("stats", |b| b.iter(|| black_box(&seg).stats()));
+    g.bench_function("all_three", |b| {
+        b.iter(|| {
+            let s = Segmentation::from_line_art(black_box(art)).unwrap();
+            let t = ColorTable::from_image(&s, black_box(gt), "gt").unwrap();
+            (s.stats(), t)
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let (art, gt) = voronoi_frame(1920, 300);
+    bench_frame(c, "synthetic_1920", &art, &gt);
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/warpbench-dev/laughing_girl");
+    if real.is_dir() {
+        let art = LineArt::open(&real.join("line/0000.png")).unwrap();
+        let gt = read_picture(&real.join("gt/0000.png")).unwrap().rgba;
+        bench_frame(c, "laughing_girl_1600", &art, &gt);
+    } else {
+        eprintln!("SKIPPED real frame: {} not found", real.display());
+    }
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);

@@ -33,7 +33,7 @@ pub enum Error {
         message: String,
     },
     /// Two images that must cover the same canvas differ in size.
-    #[error("{what}: size {actual_w}x{actual_h} does not match the line art's {expected_w}x{expected_h}")]
+    #[error("{what}: size {actual_w}x{actual_h} differs from the {expected_w}x{expected_h} of the frame it belongs to")]
     SizeMismatch {
         /// Which image was wrong (usually its path).
         what: String,

@@ -9,20 +9,29 @@
 //! - [`palette`]: per-segment colours and the official JSON tables.
 //! - [`render`](mod@render): the official output and compositing layers.
 //! - [`metrics`]: the PaintBucket-Character metrics.
+//! - [`dataset`]: benchmark and inference folder layouts.
+//! - [`protocol`]: keyframe and consecutive evaluation tasks.
+//! - [`matcher`]: the interface of colorization engines.
 //!
 //! This crate does not depend on any ML framework.
 #![warn(missing_docs)]
 
+pub mod classic;
+pub mod dataset;
 pub mod error;
+pub mod eval;
 pub mod imageio;
 pub mod lineart;
+pub mod matcher;
 pub mod metrics;
 pub mod palette;
+pub mod protocol;
 pub mod render;
 pub mod segment;
 
 pub use error::{Error, Result};
 pub use lineart::LineArt;
+pub use matcher::{Confidence, Frame, Matcher, Prediction, Reference};
 pub use metrics::Metrics;
 pub use palette::{ColorTable, Rgba};
 pub use render::{render, Layer, RenderOptions};

@@ -128,11 +128,7 @@ impl LineArt {
         let has_alpha = self.has_alpha;
         for p in self.rgba.pixels_mut() {
             let [r, g, b, a] = p.0;
-            let ink = if has_alpha {
-                a
-            } else {
-                255 - r.min(g).min(b)
-            };
+            let ink = if has_alpha { a } else { 255 - r.min(g).min(b) };
             let spread = r.max(g).max(b) - r.min(g).min(b);
             p.0 = if ink < threshold {
                 if has_alpha {
@@ -203,11 +199,7 @@ mod tests {
         );
         assert_eq!(
             a.kinds(),
-            vec![
-                PixelKind::Fill,
-                PixelKind::Line,
-                PixelKind::Trace(0xfffeff)
-            ]
+            vec![PixelKind::Fill, PixelKind::Line, PixelKind::Trace(0xfffeff)]
         );
     }
 

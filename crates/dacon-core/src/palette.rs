@@ -284,7 +284,8 @@ mod tests {
             "{\n  \"1\": [\n    255,\n    255,\n    255,\n    0\n  ],\n  \"2\": [\n    1,\n    2,\n    3,\n    255\n  ]\n}"
         );
         assert_eq!(ColorTable::from_json(&s, "t").unwrap(), t);
-        let compact = ColorTable::from_json(r#"{"2": [1, 2, 3], "1": [255,255,255,0]}"#, "t").unwrap();
+        let compact =
+            ColorTable::from_json(r#"{"2": [1, 2, 3], "1": [255,255,255,0]}"#, "t").unwrap();
         assert_eq!(compact, t);
     }
 

@@ -72,7 +72,7 @@ pub fn render(
     lut.extend((1..=seg.count()).map(|id| table.get(id).unwrap_or(CLEAR)));
 
     let labels = if opts.keep_lines {
-        fill_under_lines(seg)
+        seg.filled_labels()
     } else {
         seg.labels().to_vec()
     };
@@ -91,55 +91,6 @@ pub fn render(
         }
     }
     Ok(img)
-}
-
-/// Labels where every line pixel takes the label of the nearest segment
-/// (breadth-first, 4-neighbour distance), so fills reach under the lines.
-fn fill_under_lines(seg: &Segmentation) -> Vec<u32> {
-    let (w, h) = (seg.width() as usize, seg.height() as usize);
-    let mut labels = seg.labels().to_vec();
-    let mut frontier: Vec<usize> = (0..w * h)
-        .filter(|&i| labels[i] == 0 && neighbours4(i, w, h).any(|j| labels[j] != 0))
-        .collect();
-    let mut next = Vec::new();
-    while !frontier.is_empty() {
-        // Assign the whole ring from the previous state so the result does not
-        // depend on the scan order within a ring (smallest neighbour wins).
-        let assigned: Vec<(usize, u32)> = frontier
-            .iter()
-            .filter(|&&i| labels[i] == 0)
-            .filter_map(|&i| {
-                neighbours4(i, w, h)
-                    .map(|j| labels[j])
-                    .filter(|&l| l != 0)
-                    .min()
-                    .map(|l| (i, l))
-            })
-            .collect();
-        for &(i, l) in &assigned {
-            labels[i] = l;
-        }
-        next.clear();
-        for &(i, _) in &assigned {
-            next.extend(neighbours4(i, w, h).filter(|&j| labels[j] == 0));
-        }
-        next.sort_unstable();
-        next.dedup();
-        std::mem::swap(&mut frontier, &mut next);
-    }
-    labels
-}
-
-fn neighbours4(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
-    let (x, y) = (i % w, i / w);
-    [
-        (x > 0).then(|| i - 1),
-        (x + 1 < w).then(|| i + 1),
-        (y > 0).then(|| i - w),
-        (y + 1 < h).then(|| i + w),
-    ]
-    .into_iter()
-    .flatten()
 }
 
 /// Porter-Duff "source over" in 8-bit straight alpha.
@@ -185,7 +136,12 @@ mod tests {
         let px: Vec<_> = img.pixels().map(|p| p.0).collect();
         assert_eq!(
             px,
-            vec![[10, 20, 30, 255], LINE_BLACK, LINE_BLACK, [255, 255, 255, 0]]
+            vec![
+                [10, 20, 30, 255],
+                LINE_BLACK,
+                LINE_BLACK,
+                [255, 255, 255, 0]
+            ]
         );
     }
 

@@ -197,6 +197,43 @@ impl Segmentation {
         counts
     }
 
+    /// Labels where every line pixel takes the label of the nearest segment
+    /// (breadth-first, 4-neighbour distance), so fills reach under the lines.
+    pub fn filled_labels(&self) -> Vec<u32> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut labels = self.labels.clone();
+        let mut frontier: Vec<usize> = (0..w * h)
+            .filter(|&i| labels[i] == 0 && neighbours4(i, w, h).any(|j| labels[j] != 0))
+            .collect();
+        let mut next = Vec::new();
+        while !frontier.is_empty() {
+            // Assign the whole ring from the previous state so the result does not
+            // depend on the scan order within a ring (smallest neighbour wins).
+            let assigned: Vec<(usize, u32)> = frontier
+                .iter()
+                .filter(|&&i| labels[i] == 0)
+                .filter_map(|&i| {
+                    neighbours4(i, w, h)
+                        .map(|j| labels[j])
+                        .filter(|&l| l != 0)
+                        .min()
+                        .map(|l| (i, l))
+                })
+                .collect();
+            for &(i, l) in &assigned {
+                labels[i] = l;
+            }
+            next.clear();
+            for &(i, _) in &assigned {
+                next.extend(neighbours4(i, w, h).filter(|&j| labels[j] == 0));
+            }
+            next.sort_unstable();
+            next.dedup();
+            std::mem::swap(&mut frontier, &mut next);
+        }
+        labels
+    }
+
     /// Per-segment statistics, ordered by label.
     pub fn stats(&self) -> Vec<SegmentStats> {
         let n = self.count as usize + 1;
@@ -227,6 +264,18 @@ impl Segmentation {
             })
             .collect()
     }
+}
+
+fn neighbours4(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    [
+        (x > 0).then(|| i - 1),
+        (x + 1 < w).then(|| i + 1),
+        (y > 0).then(|| i - w),
+        (y + 1 < h).then(|| i + w),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Merges colour-trace lines into neighbouring regions (see the module docs).
@@ -296,7 +345,10 @@ fn merge_traces(
             }
         }
         // Most votes, then smallest label.
-        let target = match votes.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) {
+        let target = match votes
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        {
             Some(&(l, _)) => l,
             None => {
                 if *max_label >= MAX_LABEL {
@@ -388,8 +440,8 @@ mod tests {
     fn trace_joins_most_frequent_neighbour_with_ties_to_smallest() {
         // The trace 'a' has 2 footprint pixels of region 1, 1 of region 3 and
         // 4 of region 2.
-        let s = Segmentation::from_line_art(&draw(&["..a...", "..a...", "##a...", "..#..."]))
-            .unwrap();
+        let s =
+            Segmentation::from_line_art(&draw(&["..a...", "..a...", "##a...", "..#..."])).unwrap();
         let g = grid(&s);
         assert_eq!(g[0][2], 2);
         // A tie between regions 1 and 2 goes to the smaller label.
@@ -400,10 +452,8 @@ mod tests {
     #[test]
     fn isolated_trace_gets_a_new_label_and_chains_update() {
         // 'b' is enclosed by black lines and 'a' only; 'a' is isolated.
-        let s = Segmentation::from_line_art(&draw(&[
-            ".#####", ".#a#b#", ".#####", "......",
-        ]))
-        .unwrap();
+        let s =
+            Segmentation::from_line_art(&draw(&[".#####", ".#a#b#", ".#####", "......"])).unwrap();
         let g = grid(&s);
         // Region 1 is the whole outside; 'a' (colour processed first) has no
         // labelled neighbour -> new label 2. 'b' likewise -> 3.

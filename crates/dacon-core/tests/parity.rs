@@ -108,9 +108,10 @@ fn official_prediction(v: &Path, ch: &str, ver: &str) -> ColorTable {
         &format!("{ch}.{ver}.pred_colors"),
     );
     assert_eq!(shape[1], 4);
-    ColorTable::from_colors(data.chunks_exact(4).map(|c| {
-        [c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]
-    }))
+    ColorTable::from_colors(
+        data.chunks_exact(4)
+            .map(|c| [c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]),
+    )
 }
 
 #[test]

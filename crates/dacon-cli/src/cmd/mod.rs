@@ -1,0 +1,23 @@
+//! One module per subcommand; each turns its arguments into library calls.
+
+mod colors;
+mod eval;
+mod render;
+mod segment;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Segment(a) => segment::run(&a),
+        Command::Colors(a) => colors::run(&a),
+        Command::Render(a) => render::run(&a),
+        Command::Eval(a) => eval::run(&a),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `dacon` binary, a module per topic.
+
+mod util;
+
+mod bad_input;
+mod parity;
+mod pipeline;
