@@ -70,6 +70,33 @@ pub enum Command {
     ///
     /// Example: dacon eval --data PaintBucket_Char/test --protocol consecutive
     Eval(EvalArgs),
+    /// Colour line art from coloured references (the main job).
+    ///
+    /// Works on the official inference layout: `DIR/line/*.png` are the
+    /// frames to colour, `DIR/ref/line/*.png` + `DIR/ref/gt/*.png` the
+    /// coloured references (design sheets or key frames); DIR may also be a
+    /// parent of several such folders. Writes, per frame, `NAME.png` (fills
+    /// and black lines), `NAME.json` (segment id -> RGBA, official format)
+    /// and `NAME.confidence.json`, plus `review.json`: the least confident
+    /// segments of every frame, for a painter to check first. Output goes to
+    /// `DIR/pred/` unless `--out` is given.
+    ///
+    /// With `--propagate`, frames are coloured in order and each finished
+    /// frame joins the references (the last `--window` of them): the
+    /// consecutive-frame workflow. Frames already done are skipped (resume);
+    /// `--force` redoes them. When `DIR/gt/NAME.png` exists the accuracy
+    /// against it is printed.
+    ///
+    /// Example: dacon colorize examples/cut01 --propagate --out out/cut01
+    Colorize(ColorizeArgs),
+    /// Draw a synthetic cut (our own procedural character) in the benchmark
+    /// layout: line art, paintings, labels, colour tables and a design sheet.
+    ///
+    /// Useful to try every command without any dataset; the bundled example
+    /// `examples/cut01` was made with the defaults.
+    ///
+    /// Example: dacon example --out /tmp/cut --frames 24 --antialias
+    Example(ExampleArgs),
 }
 
 /// Options shared by commands that process many frames.
@@ -192,12 +219,87 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ColorizeArgs {
+    /// Clip folders (`line/` + `ref/`), or parents of several.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Engine.
+    #[arg(long, value_enum, default_value_t = EngineArg::Classic)]
+    pub engine: EngineArg,
+    /// Output folder (default: `DIR/pred`; with several clips, one
+    /// sub-folder per clip).
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    /// Colour frames in order, each finished frame becoming a reference.
+    #[arg(long)]
+    pub propagate: bool,
+    /// With --propagate: how many previous frames stay references.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: u32,
+    /// Segments per frame listed in review.json.
+    #[arg(long, default_value_t = 5)]
+    pub review: usize,
+    /// Which image to write.
+    #[arg(long, value_enum, default_value_t = LayerArg::Full)]
+    pub layer: LayerArg,
+    /// Fill under the lines and draw the original line pixels over the fills.
+    #[arg(long)]
+    pub keep_lines: bool,
+    /// Binarise anti-aliased line art before segmenting (see `segment`).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u8).range(1..))]
+    pub line_threshold: Option<u8>,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExampleArgs {
+    /// Output folder.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of frames.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..1000))]
+    pub frames: u32,
+    /// Canvas width.
+    #[arg(long, default_value_t = 768, value_parser = clap::value_parser!(u32).range(64..8193))]
+    pub width: u32,
+    /// Canvas height.
+    #[arg(long, default_value_t = 576, value_parser = clap::value_parser!(u32).range(64..8193))]
+    pub height: u32,
+    /// Seed of the motion.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Motion per frame (1 = lively).
+    #[arg(long, default_value_t = 1.0)]
+    pub motion: f64,
+    /// Anti-aliased outlines.
+    #[arg(long)]
+    pub antialias: bool,
+    /// Outline width in pixels.
+    #[arg(long, default_value_t = 3.0)]
+    pub line_width: f64,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LayerArg {
     /// Fills and opaque black lines (the official output).
     Full,
     /// Fills only; lines transparent.
     Fill,
+}
+
+impl LayerArg {
+    /// The library's render options for this layer.
+    pub fn options(self, keep_lines: bool) -> dacon_core::RenderOptions {
+        dacon_core::RenderOptions {
+            layer: match self {
+                LayerArg::Full => dacon_core::Layer::Full,
+                LayerArg::Fill => dacon_core::Layer::Fill,
+            },
+            keep_lines,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

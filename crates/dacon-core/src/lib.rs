@@ -28,6 +28,7 @@ pub mod palette;
 pub mod protocol;
 pub mod render;
 pub mod segment;
+pub mod synth;
 
 pub use error::{Error, Result};
 pub use lineart::LineArt;

@@ -178,6 +178,24 @@ impl ColorTable {
         s
     }
 
+    /// The table as the official inference writes predictions
+    /// (`json.dump` without indent): `{"1": [r, g, b, a], "2": ...}`.
+    pub fn to_json_compact(&self) -> String {
+        let mut s = String::with_capacity(self.colors.len() * 24 + 2);
+        s.push('{');
+        let mut first = true;
+        for (i, c) in self.colors.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if !first {
+                s.push_str(", ");
+            }
+            first = false;
+            let _ = write!(s, "\"{}\": [{}, {}, {}, {}]", i + 1, c[0], c[1], c[2], c[3]);
+        }
+        s.push('}');
+        s
+    }
+
     /// Parses the official JSON layout. Colours may be `[r,g,b,a]` or
     /// `[r,g,b]` (opaque); keys are 1-based segment ids, in any order.
     ///
@@ -284,6 +302,10 @@ mod tests {
             "{\n  \"1\": [\n    255,\n    255,\n    255,\n    0\n  ],\n  \"2\": [\n    1,\n    2,\n    3,\n    255\n  ]\n}"
         );
         assert_eq!(ColorTable::from_json(&s, "t").unwrap(), t);
+        assert_eq!(
+            t.to_json_compact(),
+            r#"{"1": [255, 255, 255, 0], "2": [1, 2, 3, 255]}"#
+        );
         let compact =
             ColorTable::from_json(r#"{"2": [1, 2, 3], "1": [255,255,255,0]}"#, "t").unwrap();
         assert_eq!(compact, t);

@@ -15,6 +15,14 @@ use crate::args::{CountOrMax, EngineArg, EvalArgs, ProtocolArg};
 use crate::batch::progress;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    if let Some(p) = &args.predictions {
+        if !p.is_dir() {
+            anyhow::bail!(
+                "{}: predictions folder not found (expected DIR/<character>/<frame>.json)",
+                p.display()
+            );
+        }
+    }
     let clips = open_clips(&args.data, Need::Evaluation)?;
     let protocol = protocol(args);
     let tasks: Vec<(usize, Task)> = clips

@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
+mod colorize;
 mod colors;
 mod eval;
+mod example;
 mod render;
 mod segment;
 
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Colors(a) => colors::run(&a),
         Command::Render(a) => render::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Colorize(a) => colorize::run(&a),
+        Command::Example(a) => example::run(&a),
     }
     .map(|()| ExitCode::SUCCESS)
 }

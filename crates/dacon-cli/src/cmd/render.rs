@@ -1,11 +1,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use dacon_core::{
-    imageio::write_rgba_png, ColorTable, Layer, LineArt, RenderOptions, Segmentation,
-};
+use dacon_core::{imageio::write_rgba_png, ColorTable, LineArt, RenderOptions, Segmentation};
 
-use crate::args::{LayerArg, RenderArgs};
+use crate::args::RenderArgs;
 use crate::batch::{self, Outcome};
 use crate::inputs::{images_in, prepare_out_dir, refuse_overwriting_inputs, stem};
 
@@ -31,13 +29,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         _ => bail!("LINE, LABELS and TABLE must be three files or three folders"),
     };
     prepare_out_dir(&args.out)?;
-    let opts = RenderOptions {
-        layer: match args.layer {
-            LayerArg::Full => Layer::Full,
-            LayerArg::Fill => Layer::Fill,
-        },
-        keep_lines: args.keep_lines,
-    };
+    let opts = args.layer.options(args.keep_lines);
     let summary = batch::run(
         &frames,
         |f| f.line.display().to_string(),

@@ -50,7 +50,7 @@ impl Default for ClassicConfig {
         ClassicConfig {
             align_side: 320,
             refine_rounds: 2,
-            anchor_iou: 0.5,
+            anchor_iou: 0.6,
         }
     }
 }
@@ -78,6 +78,13 @@ pub struct ClassicFeatures {
     count: usize,
     area: Vec<f64>,
     centroid: Vec<[f64; 2]>,
+    /// Segments cut by the canvas edge: their shape is not their own.
+    at_border: Vec<bool>,
+    /// Minor/major axis ratio of every segment (second moments), 0..1.
+    elongation: Vec<f64>,
+    /// Neighbours of every segment across one line, with the length of the
+    /// shared boundary, sorted by label.
+    adjacency: Vec<Vec<(u32, u32)>>,
     lines: LineMap,
 }
 
@@ -88,26 +95,60 @@ impl ClassicFeatures {
         let count = seg.count() as usize;
         let mut area = vec![0.0f64; count + 1];
         let mut sum = vec![[0.0f64; 2]; count + 1];
+        let mut at_border = vec![false; count + 1];
         for (i, &l) in seg.labels().iter().enumerate() {
             let l = l as usize;
+            let (x, y) = (i % w, i / w);
+            if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+                at_border[l] = true;
+            }
             area[l] += 1.0;
             sum[l][0] += (i % w) as f64;
             sum[l][1] += (i / w) as f64;
         }
-        let centroid = sum
+        let centroid: Vec<[f64; 2]> = sum
             .iter()
             .zip(&area)
             .map(|(s, &a)| [s[0] / a.max(1.0), s[1] / a.max(1.0)])
             .collect();
+        let mut second = vec![[0.0f64; 3]; count + 1];
+        for (i, &l) in seg.labels().iter().enumerate() {
+            let l = l as usize;
+            let (dx, dy) = (
+                (i % w) as f64 - centroid[l][0],
+                (i / w) as f64 - centroid[l][1],
+            );
+            second[l][0] += dx * dx;
+            second[l][1] += dy * dy;
+            second[l][2] += dx * dy;
+        }
+        let elongation = second
+            .iter()
+            .map(|m| {
+                let (a, b, c) = (m[0], m[1], m[2]);
+                let root = ((a - b).powi(2) + 4.0 * c * c).sqrt();
+                let (l1, l2) = ((a + b + root) / 2.0, (a + b - root) / 2.0);
+                if l1 <= 0.0 {
+                    1.0
+                } else {
+                    (l2.max(0.0) / l1).sqrt()
+                }
+            })
+            .collect();
+        let filled = seg.filled_labels();
+        let adjacency = adjacency(&filled, w, h, count);
         let mask: Vec<bool> = seg.labels().iter().map(|&l| l == 0).collect();
         ClassicFeatures {
             w,
             h,
             labels: seg.labels().to_vec(),
-            filled: seg.filled_labels(),
+            filled,
             count,
             area,
             centroid,
+            at_border,
+            elongation,
+            adjacency,
             lines: LineMap::new(&mask, w, h, align_side),
         }
     }
@@ -124,8 +165,48 @@ impl ClassicFeatures {
     }
 }
 
+/// Segment adjacency from labels whose lines were given to the nearest
+/// segment: two segments touch where their filled pixels meet.
+fn adjacency(filled: &[u32], w: usize, h: usize, count: usize) -> Vec<Vec<(u32, u32)>> {
+    let mut adj: Vec<Vec<(u32, u32)>> = vec![Vec::new(); count + 1];
+    let mut add = |a: u32, b: u32| {
+        for (x, y) in [(a, b), (b, a)] {
+            let list = &mut adj[x as usize];
+            match list.iter_mut().find(|e| e.0 == y) {
+                Some(e) => e.1 += 1,
+                None => list.push((y, 1)),
+            }
+        }
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let a = filled[i];
+            if x + 1 < w && filled[i + 1] != a && a != 0 && filled[i + 1] != 0 {
+                add(a, filled[i + 1]);
+            }
+            if y + 1 < h && filled[i + w] != a && a != 0 && filled[i + w] != 0 {
+                add(a, filled[i + w]);
+            }
+        }
+    }
+    for list in &mut adj {
+        list.sort_unstable();
+    }
+    adj
+}
+
 /// Per target segment: candidate reference segments with their scores.
-type Scores = Vec<Vec<(u32, f64)>>;
+type Scores = Vec<Vec<Candidate>>;
+
+/// A reference segment considered for a target segment.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    label: u32,
+    score: f64,
+    iou: f64,
+    size: f64,
+}
 
 impl ClassicMatcher {
     /// Overlap counts of every target segment with reference segments.
@@ -181,7 +262,12 @@ impl ClassicMatcher {
                 let iou = o / (at + ar - o).max(1.0);
                 let size = at.min(ar) / at.max(ar).max(1e-9);
                 let place = (-d2 / (2.0 * sigma * sigma)).exp() * size.sqrt();
-                list.push((rl as u32, iou.max(0.8 * place)));
+                list.push(Candidate {
+                    label: rl as u32,
+                    score: iou.max(0.8 * place),
+                    iou,
+                    size,
+                });
             }
             if list.is_empty() {
                 // Mapped outside every reference segment: nearest centroid.
@@ -191,7 +277,12 @@ impl ClassicMatcher {
                     da.total_cmp(&db)
                 });
                 if let Some(n) = nearest {
-                    list.push((n as u32, 0.0));
+                    list.push(Candidate {
+                        label: n as u32,
+                        score: 0.0,
+                        iou: 0.0,
+                        size: 0.0,
+                    });
                 }
             }
         }
@@ -206,34 +297,106 @@ impl ClassicMatcher {
         warp: &Warp,
         scores: &Scores,
     ) -> Vec<([f64; 2], [f64; 2], f64)> {
-        let best_t: Vec<Option<(u32, f64)>> = scores
+        // Only near-identical shapes are trusted: a segment cut in two by an
+        // occluding arm has a displaced centroid that is no motion at all.
+        let best_t: Vec<Option<Candidate>> = scores
             .iter()
-            .map(|l| l.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)))
+            .map(|l| l.iter().copied().max_by(|a, b| a.iou.total_cmp(&b.iou)))
             .collect();
-        let mut best_r: Vec<Option<(u32, f64)>> = vec![None; r.count + 1];
+        let mut best_r: Vec<Option<(usize, f64)>> = vec![None; r.count + 1];
         for (tl, b) in best_t.iter().enumerate().skip(1) {
-            if let Some((rl, s)) = *b {
-                let e = &mut best_r[rl as usize];
-                if e.is_none_or(|(_, es)| s > es) {
-                    *e = Some((tl as u32, s));
+            if let Some(c) = *b {
+                let e = &mut best_r[c.label as usize];
+                if e.is_none_or(|(_, iou)| c.iou > iou) {
+                    *e = Some((tl, c.iou));
                 }
             }
         }
         let mut anchors = Vec::new();
         for (tl, b) in best_t.iter().enumerate().skip(1) {
-            let Some((rl, s)) = *b else { continue };
-            if s < self.config.anchor_iou || t.area[tl] < 30.0 {
+            let Some(c) = *b else { continue };
+            if c.iou < self.config.anchor_iou
+                || c.size < 0.75
+                || t.area[tl] < 30.0
+                || t.at_border[tl]
+                || r.at_border[c.label as usize]
+            {
                 continue;
             }
-            if best_r[rl as usize].map(|(x, _)| x as usize) != Some(tl) {
+            if best_r[c.label as usize].map(|(x, _)| x) != Some(tl) {
                 continue;
             }
-            let c = t.centroid[tl];
-            let w = warp.apply(c);
-            let rc = r.centroid[rl as usize];
-            anchors.push((c, [rc[0] - w[0], rc[1] - w[1]], t.area[tl].sqrt() * s));
+            let w = warp.apply(t.centroid[tl]);
+            let rc = r.centroid[c.label as usize];
+            anchors.push((
+                t.centroid[tl],
+                [rc[0] - w[0], rc[1] - w[1]],
+                t.area[tl].sqrt() * c.iou,
+            ));
         }
         anchors
+    }
+
+    /// For target segments without a good candidate (a part that moved on its
+    /// own, like a forearm swinging across the body), proposes reference
+    /// segments that touch the references of the target segment's
+    /// confidently matched neighbours and have a similar size and shape.
+    fn add_context_candidates(
+        t: &ClassicFeatures,
+        r: &ClassicFeatures,
+        warp: &Warp,
+        scores: &mut Scores,
+    ) {
+        const CONFIDENT: f64 = 0.5;
+        const WEAK: f64 = 0.4;
+        let best: Vec<Option<Candidate>> = scores
+            .iter()
+            .map(|l| l.iter().copied().max_by(|a, b| a.score.total_cmp(&b.score)))
+            .collect();
+        let zoom = warp.global.area_scale();
+        for tl in 1..=t.count {
+            if best[tl].is_some_and(|b| b.score >= WEAK) || t.area[tl] < 12.0 {
+                continue;
+            }
+            let anchors: Vec<(u32, f64)> = t.adjacency[tl]
+                .iter()
+                .filter_map(|&(n, len)| {
+                    best[n as usize]
+                        .filter(|b| b.score >= CONFIDENT)
+                        .map(|b| (b.label, f64::from(len)))
+                })
+                .collect();
+            let total: f64 = anchors.iter().map(|a| a.1).sum();
+            if anchors.is_empty() || total <= 0.0 {
+                continue;
+            }
+            let mut proposals = Vec::new();
+            for rl in 1..=r.count {
+                let touching: f64 = anchors
+                    .iter()
+                    .filter(|a| r.adjacency[rl].binary_search_by_key(&a.0, |e| e.0).is_ok())
+                    .map(|a| a.1)
+                    .sum();
+                let context = touching / total;
+                if context < 0.6 {
+                    continue;
+                }
+                let ar = r.area[rl] / zoom;
+                let size = t.area[tl].min(ar) / t.area[tl].max(ar);
+                let (et, er) = (t.elongation[tl].max(0.02), r.elongation[rl].max(0.02));
+                let shape = (-2.0 * (et / er).ln().abs()).exp();
+                let score = 0.7 * context * size.sqrt() * shape;
+                if score > best[tl].map_or(0.0, |b| b.score) {
+                    proposals.push(Candidate {
+                        label: rl as u32,
+                        score,
+                        iou: 0.0,
+                        size,
+                    });
+                }
+            }
+            scores[tl].extend(proposals);
+        }
     }
 
     /// Aligns `t` to `r` and scores; returns scores and alignment quality.
@@ -247,6 +410,10 @@ impl ClassicMatcher {
             let sigma = side * if round == 0 { 0.08 } else { 0.04 };
             warp.add_residuals(&anchors, sigma);
             scores = Self::scores(t, r, &warp);
+        }
+        // Twice: segments rescued in the first pass anchor their neighbours.
+        for _ in 0..2 {
+            Self::add_context_candidates(t, r, &warp, &mut scores);
         }
         let quality = r.lines.hit_rate(&t.lines, &warp);
         (scores, quality)
@@ -277,8 +444,9 @@ impl Matcher for ClassicMatcher {
             for (tl, cands) in scores.iter().enumerate().skip(1) {
                 // Best score per colour within this reference.
                 let mut best: Vec<(Rgba, f64)> = Vec::new();
-                for &(rl, s) in cands {
-                    let Some(c) = reference.colors.get(rl) else {
+                for cand in cands {
+                    let s = cand.score;
+                    let Some(c) = reference.colors.get(cand.label) else {
                         continue;
                     };
                     match best.iter_mut().find(|e| e.0 == c) {
