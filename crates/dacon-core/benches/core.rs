@@ -10,14 +10,15 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dacon_core::classic::ClassicMatcher;
 use dacon_core::imageio::read_picture;
-use dacon_core::{ColorTable, LineArt, Segmentation};
+use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, Segmentation};
 use image::{Rgba, RgbaImage};
 
 /// A deterministic frame: Voronoi cells of `n` seeds separated by black
 /// lines, a red colour trace through every third cell, painted with a
 /// 24-colour palette. Returns (line art, painted frame).
-fn voronoi_frame(size: u32, n: usize) -> (LineArt, RgbaImage) {
+fn voronoi_frame(size: u32, n: usize, shift: (i64, i64)) -> (LineArt, RgbaImage) {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut rand = move || {
         state ^= state << 13;
@@ -26,7 +27,12 @@ fn voronoi_frame(size: u32, n: usize) -> (LineArt, RgbaImage) {
         state
     };
     let seeds: Vec<(i64, i64)> = (0..n)
-        .map(|_| ((rand() % size as u64) as i64, (rand() % size as u64) as i64))
+        .map(|_| {
+            (
+                (rand() % size as u64) as i64 + shift.0,
+                (rand() % size as u64) as i64 + shift.1,
+            )
+        })
         .collect();
     // Nearest seed per pixel (exact, brute force: set-up only).
     let cell = |x: i64, y: i64| -> usize {
@@ -94,15 +100,56 @@ fn bench_frame(c: &mut Criterion, name: &str, art: &LineArt, gt: &RgbaImage) {
     g.finish();
 }
 
+/// The classic engine colouring `target` from one reference: features of
+/// the target, then matching (reference features are computed once per cut).
+fn bench_classic(
+    c: &mut Criterion,
+    name: &str,
+    reference: (&LineArt, &RgbaImage),
+    target: &LineArt,
+) {
+    let m = ClassicMatcher::default();
+    let seg = Segmentation::from_line_art(reference.0).unwrap();
+    let colors = ColorTable::from_image(&seg, reference.1, "gt").unwrap();
+    let rf = m
+        .features(&Frame {
+            art: reference.0.clone(),
+            seg,
+        })
+        .unwrap();
+    let target = Frame {
+        seg: Segmentation::from_line_art(target).unwrap(),
+        art: target.clone(),
+    };
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10);
+    g.bench_function("classic_features", |b| {
+        b.iter(|| m.features(black_box(&target)).unwrap())
+    });
+    let tf = m.features(&target).unwrap();
+    let refs = [Reference {
+        features: &rf,
+        colors: &colors,
+    }];
+    g.bench_function("classic_predict", |b| {
+        b.iter(|| m.predict(black_box(&refs), black_box(&tf)).unwrap())
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
-    let (art, gt) = voronoi_frame(1920, 300);
+    let (art, gt) = voronoi_frame(1920, 300, (0, 0));
     bench_frame(c, "synthetic_1920", &art, &gt);
+    let (moved, _) = voronoi_frame(1920, 300, (6, -4));
+    bench_classic(c, "synthetic_1920", (&art, &gt), &moved);
     let real = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/warpbench-dev/laughing_girl");
     if real.is_dir() {
         let art = LineArt::open(&real.join("line/0000.png")).unwrap();
         let gt = read_picture(&real.join("gt/0000.png")).unwrap().rgba;
         bench_frame(c, "laughing_girl_1600", &art, &gt);
+        let next = LineArt::open(&real.join("line/0001.png")).unwrap();
+        bench_classic(c, "laughing_girl_1600", (&art, &gt), &next);
     } else {
         eprintln!("SKIPPED real frame: {} not found", real.display());
     }
