@@ -1,0 +1,130 @@
+//! Resampling exactly as PyTorch's `F.interpolate` on CPU (float32
+//! arithmetic, no antialias): bilinear for the model inputs and the segment
+//! pooling, bicubic for DINOv2's position embeddings.
+
+/// Source taps of a bilinear resize along one axis (`align_corners=False`):
+/// for every output index, `(i0, i1, w0, w1)`.
+pub fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|d| {
+            let src = (scale * (d as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (src as usize).min(input - 1);
+            let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+            let l1 = src - i0 as f32;
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
+}
+
+/// Bilinear resize of `channels` planes (`[C, H, W]`, row-major) to
+/// `[C, out_h, out_w]`.
+pub fn bilinear(
+    data: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Vec<f32> {
+    let ty = bilinear_taps(h, out_h);
+    let tx = bilinear_taps(w, out_w);
+    let mut out = vec![0f32; channels * out_h * out_w];
+    for c in 0..channels {
+        let plane = &data[c * h * w..(c + 1) * h * w];
+        let dst = &mut out[c * out_h * out_w..(c + 1) * out_h * out_w];
+        for (oy, &(y0, y1, wy0, wy1)) in ty.iter().enumerate() {
+            let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
+            for (ox, &(x0, x1, wx0, wx1)) in tx.iter().enumerate() {
+                dst[oy * out_w + ox] =
+                    wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
+            }
+        }
+    }
+    out
+}
+
+const CUBIC_A: f32 = -0.75;
+
+fn cubic_weights(t: f32) -> [f32; 4] {
+    let cc1 = |x: f32| ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0;
+    let cc2 = |x: f32| ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A;
+    [cc2(t + 1.0), cc1(t), cc1(1.0 - t), cc2(2.0 - t)]
+}
+
+/// Bicubic resize with an explicit scale factor, as
+/// `F.interpolate(x, scale_factor=(sy, sx), mode="bicubic")`: the output is
+/// `floor(size * factor)` and source positions use `1 / factor`.
+pub fn bicubic_scale(
+    data: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    sy: f64,
+    sx: f64,
+) -> (Vec<f32>, usize, usize) {
+    let out_h = (h as f64 * sy).floor() as usize;
+    let out_w = (w as f64 * sx).floor() as usize;
+    let (scale_y, scale_x) = ((1.0 / sy) as f32, (1.0 / sx) as f32);
+    let taps = |scale: f32, n: usize, size: usize| -> Vec<([usize; 4], [f32; 4])> {
+        (0..n)
+            .map(|d| {
+                let real = scale * (d as f32 + 0.5) - 0.5;
+                let base = real.floor();
+                let t = real - base;
+                let base = base as i64;
+                let idx = [base - 1, base, base + 1, base + 2]
+                    .map(|i| i.clamp(0, size as i64 - 1) as usize);
+                (idx, cubic_weights(t))
+            })
+            .collect()
+    };
+    let ty = taps(scale_y, out_h, h);
+    let tx = taps(scale_x, out_w, w);
+    let mut out = vec![0f32; channels * out_h * out_w];
+    for c in 0..channels {
+        let plane = &data[c * h * w..(c + 1) * h * w];
+        for (oy, (iy, wy)) in ty.iter().enumerate() {
+            for (ox, (ix, wx)) in tx.iter().enumerate() {
+                let mut rows = [0f32; 4];
+                for (r, &y) in iy.iter().enumerate() {
+                    let row = &plane[y * w..(y + 1) * w];
+                    rows[r] = row[ix[0]] * wx[0]
+                        + row[ix[1]] * wx[1]
+                        + row[ix[2]] * wx[2]
+                        + row[ix[3]] * wx[3];
+                }
+                out[c * out_h * out_w + oy * out_w + ox] =
+                    rows[0] * wy[0] + rows[1] * wy[1] + rows[2] * wy[2] + rows[3] * wy[3];
+            }
+        }
+    }
+    (out, out_h, out_w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bilinear_identity_and_halving() {
+        let d: Vec<f32> = (0..16).map(|x| x as f32).collect();
+        assert_eq!(bilinear(&d, 1, 4, 4, 4, 4), d);
+        // Halving averages 2x2 blocks at half-pixel centres.
+        let h = bilinear(&d, 1, 4, 4, 2, 2);
+        assert_eq!(h, vec![2.5, 4.5, 10.5, 12.5]);
+    }
+
+    #[test]
+    fn bicubic_keeps_constants_and_identity() {
+        let d = vec![3.0f32; 25];
+        let (o, h, w) = bicubic_scale(&d, 1, 5, 5, 0.5, 0.5);
+        assert_eq!((h, w), (2, 2));
+        assert!(o.iter().all(|v| (v - 3.0).abs() < 1e-5));
+        let d: Vec<f32> = (0..25).map(|x| x as f32).collect();
+        let (o, _, _) = bicubic_scale(&d, 1, 5, 5, 1.0, 1.0);
+        for (a, b) in o.iter().zip(&d) {
+            assert!((a - b).abs() < 1e-4);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Shared helpers of the parity tests.
+
+use std::path::{Path, PathBuf};
+
+/// `../shared/vectors/parity-v1`, or a SKIPPED message.
+pub fn vectors() -> Option<PathBuf> {
+    let root = std::env::var_os("DACON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let p = root.join("vectors/parity-v1");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} not found (set DACON_SHARED)", p.display());
+        None
+    }
+}
+
+/// Expected tensors of the official code, any dtype, as f64.
+pub struct Expected {
+    bytes: Vec<u8>,
+}
+
+impl Expected {
+    pub fn open(v: &Path) -> Self {
+        Expected {
+            bytes: std::fs::read(v.join("expected/tensors.safetensors")).unwrap(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> (Vec<usize>, Vec<f64>) {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("no expected tensor {name}"));
+        let data = match t.dtype() {
+            safetensors::Dtype::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+                .collect(),
+            safetensors::Dtype::I64 => t
+                .data()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            d => panic!("unexpected dtype {d:?}"),
+        };
+        (t.shape().to_vec(), data)
+    }
+}
+
+/// Largest absolute difference, with a length check.
+pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - y).abs())
+        .fold(0.0, f64::max)
+}
