@@ -261,7 +261,7 @@ impl Dinov2 {
             .reshape([m * m, d])
             .transpose()
             .into_data()
-            .into_vec::<f32>()
+            .try_into_vec::<f32>()
             .expect("float tensor");
         let sy = (gh as f64 + self.interpolate_offset) / m as f64;
         let sx = (gw as f64 + self.interpolate_offset) / m as f64;

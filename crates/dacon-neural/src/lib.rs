@@ -3,10 +3,16 @@
 #![warn(missing_docs)]
 
 pub mod dino;
+pub mod engine;
 pub mod error;
 mod layers;
+pub mod model;
+pub mod pool;
 mod pth;
 pub mod resize;
+pub mod unet;
 pub mod weights;
 
 pub use error::{Error, Result};
+
+pub use engine::{DaconEngine, SegmentFeatures};

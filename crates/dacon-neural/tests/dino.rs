@@ -22,7 +22,11 @@ fn run(weights: &str, case: &str) {
     let (shape, input) = e.get(&format!("dino.{case}.input"));
     let input: Vec<f32> = input.iter().map(|&x| x as f32).collect();
     let x: Tensor<4> = tensor(input, [shape[0], shape[1], shape[2], shape[3]], &device);
-    let got: Vec<f32> = model.patch_tokens(x).into_data().into_vec().unwrap();
+    let got: Vec<f32> = model
+        .patch_tokens(x)
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
     let (_, want) = e.get(&format!("dino.{case}.patch_tokens"));
     let diff = max_abs_diff(&got, &want);
     assert!(diff < TOL, "{case}: max abs diff {diff}");

@@ -1,0 +1,285 @@
+//! The neural engine as a [`Matcher`]: DINOv2 + DACoN head features per
+//! segment, cosine similarity to the segments of all references together,
+//! the colour of the most similar one.
+
+use std::convert::Infallible;
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use dacon_core::{ColorTable, Confidence, Frame, Matcher, Prediction, Reference};
+
+use crate::dino::{Dinov2, Dinov2Config};
+use crate::error::{Error, Result};
+use crate::model::{DaconHead, HeadConfig, Version};
+use crate::pool::PoolGrid;
+use crate::resize::bilinear;
+use crate::weights::{tensor, WeightMap};
+
+/// Input and pooling sizes (the released configuration).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// DINO input size (518 = 37 patches of 14).
+    pub dino_input: [usize; 2],
+    /// U-Net input size.
+    pub unet_input: [usize; 2],
+    /// v1.1 segment pooling size.
+    pub pool_size: [usize; 2],
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            dino_input: [518, 518],
+            unet_input: [512, 512],
+            pool_size: [512, 512],
+        }
+    }
+}
+
+/// DACoN with its backbone.
+#[derive(Debug)]
+pub struct DaconEngine {
+    dino: Dinov2,
+    head: DaconHead,
+    /// Backbone architecture.
+    pub dino_config: Dinov2Config,
+    /// Head sizes and version.
+    pub head_config: HeadConfig,
+    config: EngineConfig,
+    device: Device,
+}
+
+/// Segment features of one frame.
+#[derive(Debug, Clone)]
+pub struct SegmentFeatures {
+    /// Segments.
+    pub segments: usize,
+    /// Fused features `[segments, feats_dim]`, row-major.
+    pub fused: Vec<f32>,
+    /// Pooled raw DINO features `[segments, dino_dim]`.
+    pub raw_dino: Vec<f32>,
+    /// Pooled U-Net features `[segments, feats_dim]`.
+    pub unet: Vec<f32>,
+    /// Width of `fused`.
+    pub feats_dim: usize,
+}
+
+/// Intermediate maps of one frame (for parity checks and debugging).
+#[derive(Debug, Clone)]
+pub struct FeatureMaps {
+    /// DINO patch map `[D, h, w]`.
+    pub dino: Vec<f32>,
+    /// Its `[D, h, w]`.
+    pub dino_shape: [usize; 3],
+    /// U-Net map `[F, 512, 512]`.
+    pub unet: Vec<f32>,
+    /// Its `[F, h, w]`.
+    pub unet_shape: [usize; 3],
+}
+
+impl DaconEngine {
+    /// Loads a DACoN checkpoint and a DINOv2 backbone (either file format);
+    /// `heads` overrides the backbone's attention heads.
+    ///
+    /// # Errors
+    /// Weight errors naming the file and tensor; [`Error::Layout`] when the
+    /// checkpoint expects another backbone width.
+    pub fn load(
+        checkpoint: &Path,
+        dino: &Path,
+        heads: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let (dino_model, dino_config) = Dinov2::load(WeightMap::open(dino)?, heads, device)?;
+        let (head, head_config) = DaconHead::load(WeightMap::open(checkpoint)?, device)?;
+        if head_config.dino_dim != dino_config.embed_dim {
+            return Err(Error::Layout {
+                path: checkpoint.to_path_buf(),
+                message: format!(
+                    "the checkpoint expects a DINOv2 of width {} but {} has width {}; pass the backbone it was trained with",
+                    head_config.dino_dim,
+                    dino.display(),
+                    dino_config.embed_dim
+                ),
+            });
+        }
+        Ok(DaconEngine {
+            dino: dino_model,
+            head,
+            dino_config,
+            head_config,
+            config: EngineConfig::default(),
+            device: device.clone(),
+        })
+    }
+
+    /// The released variant.
+    pub fn version(&self) -> Version {
+        self.head_config.version
+    }
+
+    /// DINO and U-Net maps of a frame's line art.
+    pub fn maps(&self, frame: &Frame) -> FeatureMaps {
+        let rgba = frame.art.rgba();
+        let (w, h) = (rgba.width() as usize, rgba.height() as usize);
+        // The RGB channels of the line image, /255 (alpha is dropped).
+        let mut rgb = vec![0f32; 3 * h * w];
+        for (i, p) in rgba.pixels().enumerate() {
+            for c in 0..3 {
+                rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
+            }
+        }
+        let [dh, dw] = self.config.dino_input;
+        let x = tensor(
+            bilinear(&rgb, 3, h, w, dh, dw),
+            [1, 3, dh, dw],
+            &self.device,
+        );
+        let dino = self.dino.forward(x);
+        let dino_shape = dino.dims();
+        let [uh, uw] = self.config.unet_input;
+        let x = tensor(
+            bilinear(&rgb, 3, h, w, uh, uw),
+            [1, 3, uh, uw],
+            &self.device,
+        );
+        let unet = self.head.unet.forward(x);
+        let [_, f, oh, ow] = unet.dims();
+        FeatureMaps {
+            dino: dino
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 map"),
+            dino_shape,
+            unet: unet
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 map"),
+            unet_shape: [f, oh, ow],
+        }
+    }
+
+    /// Segment features of a frame.
+    pub fn segment_features(&self, frame: &Frame) -> SegmentFeatures {
+        let maps = self.maps(frame);
+        let pool = match self.version() {
+            Version::V1_0 => [frame.seg.height() as usize, frame.seg.width() as usize],
+            Version::V1_1 => self.config.pool_size,
+        };
+        let grid = PoolGrid::new(&frame.seg, pool);
+        let [d, dh, dw] = maps.dino_shape;
+        let [f, uh, uw] = maps.unet_shape;
+        let raw_dino = grid.pool(&maps.dino, d, dh, dw);
+        let unet = grid.pool(&maps.unet, f, uh, uw);
+        let l = grid.segments();
+        let fused = if l == 0 {
+            Vec::new()
+        } else {
+            self.head
+                .fuse(
+                    tensor(raw_dino.clone(), [l, d], &self.device),
+                    tensor(unet.clone(), [l, f], &self.device),
+                )
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 features")
+        };
+        SegmentFeatures {
+            segments: l,
+            fused,
+            raw_dino,
+            unet,
+            feats_dim: f,
+        }
+    }
+}
+
+/// Rows normalised as `F.normalize` (`x / max(||x||, 1e-12)`).
+fn normalized_rows(x: &[f32], dim: usize) -> Vec<f32> {
+    x.chunks_exact(dim)
+        .flat_map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            r.iter().map(move |v| v / n)
+        })
+        .collect()
+}
+
+/// Cosine similarity of every target segment to every reference segment,
+/// references concatenated in order: `[target, sum refs]`, row-major.
+pub fn similarity(target: &[f32], refs: &[&[f32]], dim: usize) -> Vec<f32> {
+    let t = normalized_rows(target, dim);
+    let r: Vec<f32> = refs.iter().flat_map(|x| normalized_rows(x, dim)).collect();
+    let device = Device::default();
+    let (nt, nr) = (t.len() / dim, r.len() / dim);
+    if nt == 0 || nr == 0 {
+        return Vec::new();
+    }
+    let a: Tensor<2> = tensor(t, [nt, dim], &device);
+    let b: Tensor<2> = tensor(r, [nr, dim], &device);
+    a.matmul(b.transpose())
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32")
+}
+
+impl Matcher for DaconEngine {
+    type Features = SegmentFeatures;
+    type Error = Infallible;
+
+    fn features(&self, frame: &Frame) -> Result<SegmentFeatures, Infallible> {
+        Ok(self.segment_features(frame))
+    }
+
+    fn predict(
+        &self,
+        refs: &[Reference<'_, SegmentFeatures>],
+        target: &SegmentFeatures,
+    ) -> Result<Prediction, Infallible> {
+        assert!(!refs.is_empty(), "predict needs at least one reference");
+        let dim = target.feats_dim;
+        let ref_feats: Vec<&[f32]> = refs.iter().map(|r| r.features.fused.as_slice()).collect();
+        let sim = similarity(&target.fused, &ref_feats, dim);
+        // Colour of every concatenated reference segment.
+        let colors: Vec<[u8; 4]> = refs
+            .iter()
+            .flat_map(|r| {
+                (1..=r.features.segments as u32)
+                    .map(move |id| r.colors.get(id).unwrap_or([0, 0, 0, 0]))
+            })
+            .collect();
+        let n = colors.len();
+        let mut table = ColorTable::default();
+        let mut confidence = Vec::with_capacity(target.segments);
+        for t in 0..target.segments {
+            let row = &sim[t * n..(t + 1) * n];
+            // First maximum, as torch.argmax.
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            let other = row
+                .iter()
+                .zip(&colors)
+                .filter(|(_, c)| **c != colors[best])
+                .map(|(v, _)| *v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            table.set(t as u32 + 1, colors[best]);
+            confidence.push(Confidence {
+                similarity: row[best],
+                margin: if other.is_finite() {
+                    row[best] - other
+                } else {
+                    row[best]
+                },
+            });
+        }
+        Ok(Prediction {
+            colors: table,
+            confidence,
+        })
+    }
+}

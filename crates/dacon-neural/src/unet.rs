@@ -1,0 +1,227 @@
+//! The DACoN U-Net: conv3x3 + InstanceNorm (no affine, eps 1e-5) + ReLU
+//! blocks, 2x2 max-pooling, bilinear x2 upsampling (align_corners=True) with
+//! a conv block, skip concatenation, and a 1x1 output convolution.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::relu;
+use burn::tensor::module::{interpolate, max_pool2d};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::layers::{conv2d, shape_of};
+use crate::weights::WeightMap;
+
+/// Widths of a U-Net, read from its weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UNetConfig {
+    /// Encoder widths (the bottleneck is twice the last).
+    pub hidden: Vec<usize>,
+    /// Output channels (DACoN's feature size).
+    pub output: usize,
+}
+
+#[derive(Module, Debug)]
+struct ConvNorm {
+    conv: Conv2d,
+}
+
+impl ConvNorm {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(instance_norm(self.conv.forward(x)))
+    }
+}
+
+/// `nn.InstanceNorm2d` without affine parameters (eps 1e-5).
+///
+/// PyTorch accumulates the statistics in double precision on the CPU; a
+/// flat float32 sum over 512x512 values drifts by ~1e-3 of the mean, which
+/// normalisation by a small spread turns into errors of 1e-3 on the output.
+/// Summing rows first, then the row sums, keeps each float32 sum short, and
+/// two passes (mean, then squared deviations) avoid cancellation.
+fn instance_norm(x: Tensor<4>) -> Tensor<4> {
+    if !x.is_require_grad() {
+        return instance_norm_exact(x);
+    }
+    let [_, _, h, w] = x.dims();
+    let n = (h * w) as f64;
+    let mean = x.clone().sum_dim(3).sum_dim(2) / n;
+    let centered = x - mean;
+    let var = centered.clone().powf_scalar(2.0).sum_dim(3).sum_dim(2) / n;
+    centered / (var + 1e-5).sqrt()
+}
+
+/// Inference: the statistics in double precision, as PyTorch on the CPU.
+fn instance_norm_exact(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let device = x.device();
+    let data: Vec<f32> = x
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32");
+    let n = h * w;
+    let mut mean = Vec::with_capacity(b * c);
+    let mut inv = Vec::with_capacity(b * c);
+    for plane in data.chunks_exact(n) {
+        let m = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        let var = plane
+            .iter()
+            .map(|&v| (f64::from(v) - m).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        mean.push(m as f32);
+        inv.push((1.0 / (var + 1e-5).sqrt()) as f32);
+    }
+    let mean: Tensor<4> = crate::weights::tensor(mean, [b, c, 1, 1], &device);
+    let inv: Tensor<4> = crate::weights::tensor(inv, [b, c, 1, 1], &device);
+    (x - mean) * inv
+}
+
+#[derive(Module, Debug)]
+struct ConvBlock {
+    first: ConvNorm,
+    second: ConvNorm,
+}
+
+impl ConvBlock {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.second.forward(self.first.forward(x))
+    }
+}
+
+/// The U-Net.
+#[derive(Module, Debug)]
+pub struct UNet {
+    encoder: Vec<ConvBlock>,
+    bottleneck: ConvBlock,
+    up: Vec<ConvNorm>,
+    decoder: Vec<ConvBlock>,
+    final_conv: Conv2d,
+}
+
+fn conv_norm(
+    w: &mut WeightMap,
+    prefix: &str,
+    c_in: usize,
+    c_out: usize,
+    device: &Device,
+) -> Result<ConvNorm> {
+    Ok(ConvNorm {
+        conv: conv2d(w, prefix, [c_out, c_in, 3], 1, 1, device)?,
+    })
+}
+
+fn conv_block(
+    w: &mut WeightMap,
+    prefix: &str,
+    c_in: usize,
+    c_out: usize,
+    device: &Device,
+) -> Result<ConvBlock> {
+    Ok(ConvBlock {
+        first: conv_norm(w, &format!("{prefix}.conv.0"), c_in, c_out, device)?,
+        second: conv_norm(w, &format!("{prefix}.conv.3"), c_out, c_out, device)?,
+    })
+}
+
+impl UNet {
+    /// Widths from the `unet.*` tensors of a DACoN checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Layout`] when the tensors do not form a U-Net.
+    pub fn read_config(w: &WeightMap) -> Result<UNetConfig> {
+        let mut hidden = Vec::new();
+        while let Some(s) = shape_of(
+            w,
+            &format!("unet.encoder_blocks.{}.conv.0.weight", hidden.len()),
+            4,
+        ) {
+            hidden.push(s[0]);
+        }
+        let output = shape_of(w, "unet.final_conv.weight", 4).map(|s| s[0]);
+        match (hidden.is_empty(), output) {
+            (false, Some(output)) => Ok(UNetConfig { hidden, output }),
+            _ => Err(Error::Layout {
+                path: w.path().to_path_buf(),
+                message: "not a DACoN checkpoint: no unet.encoder_blocks.0.conv.0.weight or unet.final_conv.weight".into(),
+            }),
+        }
+    }
+
+    /// Builds the U-Net from `unet.*` tensors.
+    pub fn load(w: &mut WeightMap, c: &UNetConfig, device: &Device) -> Result<UNet> {
+        let mut encoder = Vec::new();
+        let mut c_in = 3;
+        for (i, &h) in c.hidden.iter().enumerate() {
+            encoder.push(conv_block(
+                w,
+                &format!("unet.encoder_blocks.{i}"),
+                c_in,
+                h,
+                device,
+            )?);
+            c_in = h;
+        }
+        let top = *c.hidden.last().expect("at least one level");
+        let bottleneck = conv_block(w, "unet.bottleneck", top, 2 * top, device)?;
+        let mut up = Vec::new();
+        let mut decoder = Vec::new();
+        let mut current = 2 * top;
+        for (i, &skip) in c.hidden.iter().rev().enumerate() {
+            up.push(conv_norm(
+                w,
+                &format!("unet.decoder_up_convs.{i}.up.1"),
+                current,
+                skip,
+                device,
+            )?);
+            decoder.push(conv_block(
+                w,
+                &format!("unet.decoder_conv_blocks.{i}"),
+                2 * skip,
+                skip,
+                device,
+            )?);
+            current = skip;
+        }
+        let final_conv = conv2d(w, "unet.final_conv", [c.output, current, 1], 1, 0, device)?;
+        Ok(UNet {
+            encoder,
+            bottleneck,
+            up,
+            decoder,
+            final_conv,
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[B, 3, H, W]` (H, W divisible by 2^levels)
+    /// - output: `[B, output, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut x = x;
+        for block in &self.encoder {
+            let y = block.forward(x);
+            skips.push(y.clone());
+            x = max_pool2d(y, MaxPoolOptions::new([2, 2]));
+        }
+        x = self.bottleneck.forward(x);
+        for ((up, dec), skip) in self
+            .up
+            .iter()
+            .zip(&self.decoder)
+            .zip(skips.into_iter().rev())
+        {
+            let [_, _, h, w] = x.dims();
+            let mut opts = InterpolateOptions::new(InterpolateMode::Bilinear);
+            opts.align_corners = true;
+            opts.output_size = Some([2 * h, 2 * w]);
+            let y = up.forward(interpolate(x, opts));
+            x = dec.forward(Tensor::cat(vec![skip, y], 1));
+        }
+        self.final_conv.forward(x)
+    }
+}
