@@ -97,6 +97,82 @@ pub enum Command {
     ///
     /// Example: dacon example --out /tmp/cut --frames 24 --antialias
     Example(ExampleArgs),
+    /// Measure speed and memory of the whole pipeline on one frame.
+    ///
+    /// Times every stage (read, segment, features, match, render + write) as
+    /// the median of --repeat runs on one thread pool, and reports the
+    /// process's peak resident memory. Without --line, a synthetic 1920x1920
+    /// frame with ~300 segments is used. For the neural engine without real
+    /// weights, --synthetic-model builds random weights of the released
+    /// shapes (timings and memory are then real, colours meaningless).
+    ///
+    /// Example: dacon bench --synthetic-model vits14 --dacon-version v1_1
+    Bench(BenchArgs),
+    /// Inspect model weights.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SyntheticModel {
+    /// ViT-S/14 (width 384, 12 blocks).
+    Vits14,
+    /// ViT-B/14 (768, 12).
+    Vitb14,
+    /// ViT-L/14 (1024, 24).
+    Vitl14,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VersionArg {
+    /// DACoN v1.0.
+    #[value(name = "v1_0")]
+    V1_0,
+    /// DACoN v1.1.
+    #[value(name = "v1_1")]
+    V1_1,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A line-art frame (default: synthetic).
+    #[arg(long, value_name = "FILE")]
+    pub line: Option<PathBuf>,
+    /// Side of the synthetic frame.
+    #[arg(long, default_value_t = 1920)]
+    pub size: u32,
+    /// Cells (segments) of the synthetic frame.
+    #[arg(long, default_value_t = 300)]
+    pub cells: usize,
+    #[command(flatten)]
+    pub engine: EngineOpts,
+    /// Random weights of a released shape instead of --checkpoint/--dino.
+    #[arg(long, value_enum, conflicts_with_all = ["checkpoint", "dino"])]
+    pub synthetic_model: Option<SyntheticModel>,
+    /// DACoN version of the synthetic checkpoint.
+    #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
+    pub dacon_version: VersionArg,
+    /// Runs per stage (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Worker threads for the tensor library and the engine.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Say what a weight file is: a DINOv2 backbone (layout, width, depth,
+    /// heads, registers) or a DACoN checkpoint (version, sizes), or neither.
+    ///
+    /// Exit code 1 when the file is neither.
+    ///
+    /// Example: dacon weights check dacon_v1_1.pth
+    Check {
+        /// `.pth` or `.safetensors` files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Options shared by commands that process many frames.
@@ -155,6 +231,27 @@ pub enum ProtocolArg {
 pub enum EngineArg {
     /// The weight-free engine (no downloads).
     Classic,
+    /// DACoN: DINOv2 + U-Net (needs --checkpoint and --dino).
+    Dacon,
+}
+
+/// Engine choice, shared by `colorize` and `eval`.
+#[derive(Debug, Args)]
+pub struct EngineOpts {
+    /// Engine (default: `dacon` when --checkpoint is given, else `classic`).
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// DACoN checkpoint: the released `dacon_v1_0.pth` / `dacon_v1_1.pth`
+    /// or our safetensors.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// DINOv2 weights: torch-hub `dinov2_vit*14[_reg4]_pretrain.pth` or
+    /// Hugging Face `model.safetensors`.
+    #[arg(long, value_name = "FILE")]
+    pub dino: Option<PathBuf>,
+    /// Attention heads of the DINOv2 (default: from its width, or config.json).
+    #[arg(long, value_name = "N")]
+    pub dino_heads: Option<usize>,
 }
 
 /// A count or `max`.
@@ -196,11 +293,10 @@ pub struct EvalArgs {
     /// Consecutive: also use the following painted frame (not official).
     #[arg(long)]
     pub refs_next: bool,
-    /// Engine that colours the targets.
-    #[arg(long, value_enum, default_value_t = EngineArg::Classic, conflicts_with = "predictions")]
-    pub engine: EngineArg,
+    #[command(flatten)]
+    pub engine: EngineOpts,
     /// Score these predictions instead of running an engine.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["engine", "checkpoint"])]
     pub predictions: Option<PathBuf>,
     /// Also write the report as JSON (`overall`, `per_character`, `per_frame`).
     #[arg(long, value_name = "FILE")]
@@ -224,9 +320,8 @@ pub struct ColorizeArgs {
     /// Clip folders (`line/` + `ref/`), or parents of several.
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
-    /// Engine.
-    #[arg(long, value_enum, default_value_t = EngineArg::Classic)]
-    pub engine: EngineArg,
+    #[command(flatten)]
+    pub engine: EngineOpts,
     /// Output folder (default: `DIR/pred`; with several clips, one
     /// sub-folder per clip).
     #[arg(long, short = 'o', value_name = "OUT")]

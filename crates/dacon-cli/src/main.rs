@@ -6,6 +6,7 @@
 mod args;
 mod batch;
 mod cmd;
+mod engine;
 mod inputs;
 
 use std::process::ExitCode;

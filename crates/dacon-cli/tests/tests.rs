@@ -4,5 +4,6 @@ mod util;
 
 mod bad_input;
 mod engine;
+mod neural;
 mod parity;
 mod pipeline;

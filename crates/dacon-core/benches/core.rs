@@ -13,64 +13,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use dacon_core::classic::ClassicMatcher;
 use dacon_core::imageio::read_picture;
 use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, Segmentation};
-use image::{Rgba, RgbaImage};
+use image::RgbaImage;
 
-/// A deterministic frame: Voronoi cells of `n` seeds separated by black
-/// lines, a red colour trace through every third cell, painted with a
-/// 24-colour palette. Returns (line art, painted frame).
 fn voronoi_frame(size: u32, n: usize, shift: (i64, i64)) -> (LineArt, RgbaImage) {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let seeds: Vec<(i64, i64)> = (0..n)
-        .map(|_| {
-            (
-                (rand() % size as u64) as i64 + shift.0,
-                (rand() % size as u64) as i64 + shift.1,
-            )
-        })
-        .collect();
-    // Nearest seed per pixel (exact, brute force: set-up only).
-    let cell = |x: i64, y: i64| -> usize {
-        let mut best = (i64::MAX, 0);
-        for (i, &(sx, sy)) in seeds.iter().enumerate() {
-            let d = (sx - x).pow(2) + (sy - y).pow(2);
-            if d < best.0 {
-                best = (d, i);
-            }
-        }
-        best.1
-    };
-    let s = size as usize;
-    let owner: Vec<usize> = (0..s * s)
-        .map(|i| cell((i % s) as i64, (i / s) as i64))
-        .collect();
-    let mut line = RgbaImage::from_pixel(size, size, Rgba([255, 255, 255, 0]));
-    let mut gt = RgbaImage::new(size, size);
-    for y in 0..s {
-        for x in 0..s {
-            let o = owner[y * s + x];
-            let edge = (x + 1 < s && owner[y * s + x + 1] != o)
-                || (y + 1 < s && owner[(y + 1) * s + x] != o);
-            let (sx, sy) = seeds[o];
-            let trace = o % 3 == 0 && (y as i64 - sy).abs() == 0 && (x as i64 - sx).abs() < 40;
-            let fill = [(o * 37 % 24) as u8 * 10, (o * 11 % 7) as u8 * 30, 120, 255];
-            if edge {
-                line.put_pixel(x as u32, y as u32, Rgba([0, 0, 0, 255]));
-                gt.put_pixel(x as u32, y as u32, Rgba([0, 0, 0, 255]));
-            } else {
-                if trace {
-                    line.put_pixel(x as u32, y as u32, Rgba([200, 40, 40, 255]));
-                }
-                gt.put_pixel(x as u32, y as u32, Rgba(fill));
-            }
-        }
-    }
-    (LineArt::from_rgba(line, true), gt)
+    let f = dacon_core::synth::voronoi_frame(size, n, shift);
+    (LineArt::from_rgba(f.line, true), f.gt)
 }
 
 fn bench_frame(c: &mut Criterion, name: &str, art: &LineArt, gt: &RgbaImage) {

@@ -421,6 +421,82 @@ pub fn draw_cut(spec: &CutSpec) -> Vec<DrawnFrame> {
         .collect()
 }
 
+/// A deterministic test frame shaped like dense production line art:
+/// Voronoi cells of `cells` seeds separated by 1-pixel black lines, a red
+/// colour-trace stroke in every third cell, painted from a 24-colour palette.
+/// `shift` moves every seed (a "next frame").
+pub fn voronoi_frame(size: u32, cells: usize, shift: (i64, i64)) -> DrawnFrame {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let s = size as i64;
+    let seeds: Vec<(i64, i64)> = (0..cells)
+        .map(|_| {
+            (
+                (rng.next() * s as f64) as i64 + shift.0,
+                (rng.next() * s as f64) as i64 + shift.1,
+            )
+        })
+        .collect();
+    // Nearest seed per pixel, searching a coarse bucket grid.
+    let bucket = ((s * s) as f64 / cells as f64).sqrt().max(8.0) as i64;
+    let nb = s / bucket + 1;
+    let mut grid: Vec<Vec<usize>> = vec![Vec::new(); (nb * nb) as usize];
+    for (i, &(x, y)) in seeds.iter().enumerate() {
+        let (bx, by) = ((x / bucket).clamp(0, nb - 1), (y / bucket).clamp(0, nb - 1));
+        grid[(by * nb + bx) as usize].push(i);
+    }
+    let nearest = |x: i64, y: i64| -> usize {
+        let (bx, by) = (x / bucket, y / bucket);
+        let mut best = (i64::MAX, 0usize);
+        for r in 0..nb {
+            for gy in (by - r).max(0)..=(by + r).min(nb - 1) {
+                for gx in (bx - r).max(0)..=(bx + r).min(nb - 1) {
+                    if (gy - by).abs() != r && (gx - bx).abs() != r {
+                        continue;
+                    }
+                    for &i in &grid[(gy * nb + gx) as usize] {
+                        let d = (seeds[i].0 - x).pow(2) + (seeds[i].1 - y).pow(2);
+                        if d < best.0 || (d == best.0 && i < best.1) {
+                            best = (d, i);
+                        }
+                    }
+                }
+            }
+            // Every seed in a further ring is at least r * bucket away.
+            if best.0 < (r * bucket).pow(2) {
+                break;
+            }
+        }
+        best.1
+    };
+    let n = size as usize;
+    let owner: Vec<usize> = (0..n * n)
+        .map(|i| nearest((i % n) as i64, (i / n) as i64))
+        .collect();
+    let mut line = RgbaImage::from_pixel(size, size, Rgba(BG));
+    let mut gt = RgbaImage::new(size, size);
+    for y in 0..n {
+        for x in 0..n {
+            let o = owner[y * n + x];
+            let edge = (x + 1 < n && owner[y * n + x + 1] != o)
+                || (y + 1 < n && owner[(y + 1) * n + x] != o);
+            let (sx, sy) = seeds[o];
+            let trace = o % 3 == 0 && y as i64 == sy && (x as i64 - sx).abs() < 20;
+            let fill = [(o * 37 % 24) as u8 * 10, (o * 11 % 7) as u8 * 30, 120, 255];
+            let (px, py) = (x as u32, y as u32);
+            if edge {
+                line.put_pixel(px, py, Rgba(INK));
+                gt.put_pixel(px, py, Rgba(INK));
+            } else {
+                if trace {
+                    line.put_pixel(px, py, Rgba([200, 40, 40, 255]));
+                }
+                gt.put_pixel(px, py, Rgba(fill));
+            }
+        }
+    }
+    DrawnFrame { line, gt }
+}
+
 /// Writes a drawn cut in the benchmark layout under `dir`:
 /// `line/`, `gt/`, `seg/` (labels + colour tables) for every frame, and the
 /// first frame again as the design sheet `ref/{line,gt,seg}/0000.*`.
@@ -467,5 +543,12 @@ mod tests {
             assert!(seg.count() >= 20, "only {} segments", seg.count());
         }
         assert_ne!(frames[0].line, frames[2].line, "the character moves");
+    }
+
+    #[test]
+    fn voronoi_frames_have_about_as_many_segments_as_cells() {
+        let f = voronoi_frame(300, 40, (0, 0));
+        let seg = Segmentation::from_line_art(&LineArt::from_rgba(f.line, true)).unwrap();
+        assert!((35..=60).contains(&seg.count()), "{} segments", seg.count());
     }
 }

@@ -189,6 +189,13 @@ impl Dinov2 {
         Ok((model, config))
     }
 
+    /// The layout and architecture of a DINOv2 weight map, without building
+    /// the model.
+    pub fn inspect(w: &WeightMap, heads: Option<usize>) -> Result<(DinoLayout, Dinov2Config)> {
+        let layout = detect_layout(w)?;
+        Ok((layout, read_config(w, layout, heads)?))
+    }
+
     /// Patch tokens of the last block after the final norm, as a feature
     /// map.
     ///

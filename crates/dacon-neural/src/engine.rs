@@ -90,8 +90,26 @@ impl DaconEngine {
         heads: Option<usize>,
         device: &Device,
     ) -> Result<Self> {
-        let (dino_model, dino_config) = Dinov2::load(WeightMap::open(dino)?, heads, device)?;
-        let (head, head_config) = DaconHead::load(WeightMap::open(checkpoint)?, device)?;
+        Self::from_weights(
+            WeightMap::open(checkpoint)?,
+            WeightMap::open(dino)?,
+            heads,
+            device,
+        )
+    }
+
+    /// Builds the engine from weight maps already read.
+    pub fn from_weights(
+        checkpoint: WeightMap,
+        dino: WeightMap,
+        heads: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let dino_path = dino.path().to_path_buf();
+        let ckpt_path = checkpoint.path().to_path_buf();
+        let (dino_model, dino_config) = Dinov2::load(dino, heads, device)?;
+        let (head, head_config) = DaconHead::load(checkpoint, device)?;
+        let (checkpoint, dino) = (ckpt_path.as_path(), dino_path.as_path());
         if head_config.dino_dim != dino_config.embed_dim {
             return Err(Error::Layout {
                 path: checkpoint.to_path_buf(),
@@ -118,52 +136,73 @@ impl DaconEngine {
         self.head_config.version
     }
 
-    /// DINO and U-Net maps of a frame's line art.
-    pub fn maps(&self, frame: &Frame) -> FeatureMaps {
+    /// The RGB channels of the line image, /255 (alpha is dropped), `[3, H, W]`.
+    fn rgb(frame: &Frame) -> (Vec<f32>, usize, usize) {
         let rgba = frame.art.rgba();
         let (w, h) = (rgba.width() as usize, rgba.height() as usize);
-        // The RGB channels of the line image, /255 (alpha is dropped).
         let mut rgb = vec![0f32; 3 * h * w];
         for (i, p) in rgba.pixels().enumerate() {
             for c in 0..3 {
                 rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
             }
         }
+        (rgb, h, w)
+    }
+
+    /// DINO patch map `[D, h, w]` of a frame's line art.
+    pub fn dino_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
+        let (rgb, h, w) = Self::rgb(frame);
         let [dh, dw] = self.config.dino_input;
         let x = tensor(
             bilinear(&rgb, 3, h, w, dh, dw),
             [1, 3, dh, dw],
             &self.device,
         );
-        let dino = self.dino.forward(x);
-        let dino_shape = dino.dims();
+        let map = self.dino.forward(x);
+        let shape = map.dims();
+        (
+            map.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 map"),
+            shape,
+        )
+    }
+
+    /// U-Net map `[F, 512, 512]` of a frame's line art.
+    pub fn unet_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
+        let (rgb, h, w) = Self::rgb(frame);
         let [uh, uw] = self.config.unet_input;
         let x = tensor(
             bilinear(&rgb, 3, h, w, uh, uw),
             [1, 3, uh, uw],
             &self.device,
         );
-        let unet = self.head.unet.forward(x);
-        let [_, f, oh, ow] = unet.dims();
+        let map = self.head.unet.forward(x);
+        let [_, f, oh, ow] = map.dims();
+        (
+            map.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 map"),
+            [f, oh, ow],
+        )
+    }
+
+    /// DINO and U-Net maps of a frame's line art.
+    pub fn maps(&self, frame: &Frame) -> FeatureMaps {
+        let (dino, dino_shape) = self.dino_map(frame);
+        let (unet, unet_shape) = self.unet_map(frame);
         FeatureMaps {
-            dino: dino
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 map"),
+            dino,
             dino_shape,
-            unet: unet
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 map"),
-            unet_shape: [f, oh, ow],
+            unet,
+            unet_shape,
         }
     }
 
-    /// Segment features of a frame.
-    pub fn segment_features(&self, frame: &Frame) -> SegmentFeatures {
-        let maps = self.maps(frame);
+    /// Segment features from the two maps.
+    pub fn pool_and_fuse(&self, frame: &Frame, maps: &FeatureMaps) -> SegmentFeatures {
         let pool = match self.version() {
             Version::V1_0 => [frame.seg.height() as usize, frame.seg.width() as usize],
             Version::V1_1 => self.config.pool_size,
@@ -193,6 +232,12 @@ impl DaconEngine {
             unet,
             feats_dim: f,
         }
+    }
+
+    /// Segment features of a frame.
+    pub fn segment_features(&self, frame: &Frame) -> SegmentFeatures {
+        let maps = self.maps(frame);
+        self.pool_and_fuse(frame, &maps)
     }
 }
 

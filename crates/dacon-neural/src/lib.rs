@@ -2,6 +2,7 @@
 //! MLPs, fusion), on burn.
 #![warn(missing_docs)]
 
+pub mod describe;
 pub mod dino;
 pub mod engine;
 pub mod error;
@@ -10,9 +11,11 @@ pub mod model;
 pub mod pool;
 mod pth;
 pub mod resize;
+pub mod synthetic;
 pub mod unet;
 pub mod weights;
 
 pub use error::{Error, Result};
 
+pub use burn::tensor::Device;
 pub use engine::{DaconEngine, SegmentFeatures};

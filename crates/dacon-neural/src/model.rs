@@ -116,6 +116,24 @@ impl DaconHead {
         ))
     }
 
+    /// Version and sizes of a checkpoint, without building the model.
+    pub fn inspect(w: &WeightMap) -> Result<HeadConfig> {
+        let unet = UNet::read_config(w)?;
+        let s = shape_of(w, "dino_mlp.fc1.weight", 2)
+            .ok_or_else(|| missing(w, "dino_mlp.fc1.weight"))?;
+        let version = if w.has("dino_unet_mlp.fc1.weight") {
+            Version::V1_0
+        } else {
+            Version::V1_1
+        };
+        Ok(HeadConfig {
+            version,
+            feats_dim: unet.output,
+            dino_dim: s[1],
+            unet,
+        })
+    }
+
     /// Fuses per-segment DINO features (raw) and U-Net features.
     ///
     /// # Shapes

@@ -1,7 +1,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use dacon_core::classic::ClassicMatcher;
 use dacon_core::dataset::{open_clips, Clip, FrameFiles, Need};
 use dacon_core::imageio::{read_picture, write_atomic, write_rgba_png};
 use dacon_core::metrics::{score_frame, Metrics};
@@ -10,8 +9,9 @@ use dacon_core::{
 };
 use rayon::prelude::*;
 
-use crate::args::{ColorizeArgs, EngineArg};
+use crate::args::ColorizeArgs;
 use crate::batch::progress;
+use crate::engine::Engine;
 
 pub fn run(args: &ColorizeArgs) -> Result<()> {
     let mut clips = Vec::new();
@@ -26,6 +26,7 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
             );
         }
     }
+    let engine = Engine::load(&args.engine)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.batch.jobs.unwrap_or(0))
         .build()?;
@@ -39,9 +40,16 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
             };
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("{}: cannot create", out.display()))?;
-            match args.engine {
-                EngineArg::Classic => ClipRun {
-                    matcher: &ClassicMatcher::default(),
+            match &engine {
+                Engine::Classic(m) => ClipRun {
+                    matcher: m,
+                    args,
+                    clip,
+                    out: &out,
+                }
+                .run()?,
+                Engine::Dacon(m) => ClipRun {
+                    matcher: m.as_ref(),
                     args,
                     clip,
                     out: &out,

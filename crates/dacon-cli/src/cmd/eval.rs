@@ -3,7 +3,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dacon_core::classic::ClassicMatcher;
 use dacon_core::dataset::{open_clips, Clip, FrameFiles, Need};
 use dacon_core::eval::{load_truth, score, FrameScore, Report, Summary};
 use dacon_core::imageio::{write_atomic, write_rgba_png};
@@ -11,8 +10,9 @@ use dacon_core::protocol::{Protocol, RefShot, RefSource, Task};
 use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, RenderOptions, Segmentation};
 use rayon::prelude::*;
 
-use crate::args::{CountOrMax, EngineArg, EvalArgs, ProtocolArg};
+use crate::args::{CountOrMax, EvalArgs, ProtocolArg};
 use crate::batch::progress;
+use crate::engine::Engine;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(p) = &args.predictions {
@@ -36,6 +36,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             args.data.display()
         );
     }
+    let engine = match &args.predictions {
+        Some(_) => None,
+        None => Some(Engine::load(&args.engine)?),
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()?;
@@ -51,24 +55,37 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 r
             })
             .collect(),
-        None => match args.engine {
-            EngineArg::Classic => {
-                let m = ClassicMatcher::default();
-                let ctx = EngineRun {
-                    matcher: &m,
-                    save: args.save_pred.as_deref(),
-                    engine_time: &engine_time,
-                };
+        None => {
+            let save = args.save_pred.as_deref();
+            let run_all = |f: &(dyn Fn(&Clip, &Task) -> Result<FrameScore> + Sync)| -> Vec<Result<FrameScore>> {
                 tasks
                     .par_iter()
                     .map(|(ci, t)| {
-                        let r = ctx.run(&clips[*ci], t);
+                        let r = f(&clips[*ci], t);
                         pb.inc(1);
                         r
                     })
                     .collect()
+            };
+            match engine.as_ref().expect("loaded above") {
+                Engine::Classic(m) => {
+                    let ctx = EngineRun {
+                        matcher: m,
+                        save,
+                        engine_time: &engine_time,
+                    };
+                    run_all(&|c, t| ctx.run(c, t))
+                }
+                Engine::Dacon(m) => {
+                    let ctx = EngineRun {
+                        matcher: m.as_ref(),
+                        save,
+                        engine_time: &engine_time,
+                    };
+                    run_all(&|c, t| ctx.run(c, t))
+                }
             }
-        },
+        }
     });
     pb.finish_and_clear();
     let wall = start.elapsed();
@@ -127,7 +144,11 @@ fn protocol_name(args: &EvalArgs) -> String {
     };
     let source = match &args.predictions {
         Some(p) => format!("predictions {}", p.display()),
-        None => format!("engine {:?}", args.engine).to_lowercase(),
+        None => match (args.engine.engine, &args.engine.checkpoint) {
+            (Some(crate::args::EngineArg::Classic), _) | (None, None) => "engine classic".into(),
+            (_, Some(c)) => format!("engine dacon {}", c.display()),
+            (Some(crate::args::EngineArg::Dacon), None) => "engine dacon".into(),
+        },
     };
     match args.protocol {
         ProtocolArg::Keyframe => format!("keyframe, ref-shot {}, {source}", count(args.ref_shot)),

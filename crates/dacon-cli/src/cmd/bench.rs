@@ -1,0 +1,129 @@
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dacon_core::imageio::read_picture;
+use dacon_core::synth::voronoi_frame;
+use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, RenderOptions, Segmentation};
+use image::codecs::png::PngEncoder;
+use image::ImageEncoder;
+
+use crate::args::BenchArgs;
+use crate::engine::Engine;
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()?;
+    let engine = match args.synthetic_model {
+        Some(m) => Engine::synthetic(m, args.dacon_version)?,
+        None => Engine::load(&args.engine)?,
+    };
+    // The frame as PNG bytes, so reading is measured too.
+    let png = match &args.line {
+        Some(p) => std::fs::read(p).with_context(|| format!("{}", p.display()))?,
+        None => {
+            let f = voronoi_frame(args.size, args.cells, (0, 0));
+            let mut buf = Vec::new();
+            PngEncoder::new(&mut buf)
+                .write_image(
+                    f.line.as_raw(),
+                    f.line.width(),
+                    f.line.height(),
+                    image::ExtendedColorType::Rgba8,
+                )
+                .context("encoding the synthetic frame")?;
+            buf
+        }
+    };
+    let tmp = std::env::temp_dir().join(format!("dacon-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let input = tmp.join("frame.png");
+    std::fs::write(&input, &png)?;
+    let result = pool.install(|| match &engine {
+        Engine::Classic(m) => measure(m, &input, args),
+        Engine::Dacon(m) => measure(m.as_ref(), &input, args),
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(n: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        last = Some(f()?);
+        times.push(t0.elapsed());
+    }
+    Ok((median(times), last.expect("at least one run")))
+}
+
+fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
+    let n = args.repeat;
+    let (t_read, art) = time(n, || Ok(LineArt::open(input)?))?;
+    let (t_seg, seg) = time(n, || Ok(Segmentation::from_line_art(&art)?))?;
+    let frame = Frame { art, seg };
+    // The frame is its own coloured reference: each segment a distinct colour.
+    let colors = ColorTable::from_colors((1..=frame.seg.count()).map(|i| {
+        let b = i.to_be_bytes();
+        [b[1], b[2], b[3], 255]
+    }));
+    let reference = m.features(&frame).map_err(anyhow::Error::new)?;
+    let (t_feat, target) = time(n, || m.features(&frame).map_err(anyhow::Error::new))?;
+    let refs = [Reference {
+        features: &reference,
+        colors: &colors,
+    }];
+    let (t_match, pred) = time(n, || m.predict(&refs, &target).map_err(anyhow::Error::new))?;
+    let out = input.with_file_name("pred.png");
+    let (t_write, ()) = time(n, || {
+        let img = dacon_core::render(
+            &frame.seg,
+            &pred.colors,
+            None,
+            RenderOptions::default(),
+            "bench",
+        )?;
+        dacon_core::imageio::write_rgba_png(&out, &img)?;
+        Ok(())
+    })?;
+    let correct = (1..=frame.seg.count())
+        .filter(|&i| pred.colors.get(i) == colors.get(i))
+        .count();
+    // Sanity: the picture written back decodes.
+    read_picture(&out)?;
+    let total = t_read + t_seg + t_feat + t_match + t_write;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "frame {}x{}, {} segments, {} threads, median of {n}",
+        frame.seg.width(),
+        frame.seg.height(),
+        frame.seg.count(),
+        rayon::current_num_threads()
+    );
+    println!("  read        {:>9.1} ms", ms(t_read));
+    println!("  segment     {:>9.1} ms", ms(t_seg));
+    println!("  features    {:>9.1} ms", ms(t_feat));
+    println!("  match       {:>9.1} ms", ms(t_match));
+    println!("  write       {:>9.1} ms", ms(t_write));
+    println!("  whole frame {:>9.1} ms", ms(total));
+    println!("  self-match  {correct}/{} segments", frame.seg.count());
+    match peak_rss_mib() {
+        Some(p) => println!("  peak RSS    {p:>9.1} MiB"),
+        None => println!("  peak RSS    unavailable on this system"),
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
