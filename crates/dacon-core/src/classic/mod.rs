@@ -2,7 +2,7 @@
 //! number of coloured references using only what line art carries.
 //!
 //! For every reference:
-//! 1. **Global alignment** ([`align`]): a similarity transform (rotation,
+//! 1. **Global alignment** (module `align`): a similarity transform (rotation,
 //!    scale, translation) found by chamfer matching of the two line drawings
 //!    at reduced resolution. Frames of one cut move, turn and zoom, and
 //!    canvases may differ; chamfer matching needs no texture.
