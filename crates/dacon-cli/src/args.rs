@@ -173,6 +173,24 @@ pub enum WeightsCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Download DINOv2 weights from the Hugging Face hub into its standard
+    /// cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    ///
+    /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
+    /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
+    /// `$HF_ENDPOINT` (default https://huggingface.co). Prints the path to
+    /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
+    /// them from the links in the DACoN repository.
+    ///
+    /// Example: dacon weights fetch dinov2-small
+    Fetch {
+        /// Models to download.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Cache folder instead of the standard one.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+    },
 }
 
 /// Options shared by commands that process many frames.

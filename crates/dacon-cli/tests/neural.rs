@@ -144,3 +144,120 @@ fn example_cut(d: &std::path::Path) {
     )
     .ok();
 }
+
+/// A minimal hub endpoint on loopback: serves `files` (path -> bytes) with
+/// the headers the hub client reads (etag, x-repo-commit, Content-Range).
+/// Handles at most `max` connections, then stops.
+fn serve(files: Vec<(String, Vec<u8>)>, max: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut range = None;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(r) = lower.strip_prefix("range: bytes=") {
+                    let (a, b) = r.trim().split_once('-').unwrap();
+                    range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().ok()));
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let Some((_, body)) = files.iter().find(|(p, _)| *p == path) else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let total = body.len();
+            let (start, end) = match range {
+                Some((a, b)) => (a, b.map_or(total - 1, |b| b.min(total - 1))),
+                None => (0, total - 1),
+            };
+            let part = &body[start..=end];
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{total}\r\netag: \"e{total}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\nConnection: close\r\n\r\n",
+                part.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(part);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn weights_fetch_downloads_from_the_endpoint() {
+    let Some(v) = shared("vectors/parity-v1") else {
+        return;
+    };
+    let files = ["config.json", "model.safetensors"]
+        .iter()
+        .map(|f| {
+            (
+                format!("/facebook/dinov2-small/resolve/main/{f}"),
+                std::fs::read(v.join("hf_dinov2_tiny").join(f)).unwrap(),
+            )
+        })
+        .collect();
+    let endpoint = serve(files, 16);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dacon"))
+        .current_dir(d)
+        .env("HF_ENDPOINT", &endpoint)
+        .args(["weights", "fetch", "dinov2-small", "--cache", "cache"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = stdout
+        .trim()
+        .strip_prefix("dinov2-small: ")
+        .unwrap()
+        .to_string();
+    // The file arrived intact and is usable as --dino.
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(v.join("hf_dinov2_tiny/model.safetensors")).unwrap()
+    );
+    let r = dacon(d, &["weights", "check", &path]).ok();
+    assert!(r.stdout().contains("Hugging Face layout"), "{}", r.stdout());
+}
+
+#[test]
+fn weights_fetch_without_network_says_what_to_do() {
+    // A port nothing listens on: the request is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dacon"))
+        .current_dir(tmp.path())
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .args(["weights", "fetch", "dinov2-base", "--cache", "cache"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--dino") && err.contains("dinov2-base"),
+        "{err}"
+    );
+}

@@ -1,7 +1,9 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use dacon_neural::describe::{describe, WeightKind};
+use hf_hub::api::sync::ApiBuilder;
 
 use crate::args::WeightsCommand;
 
@@ -20,5 +22,72 @@ pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        WeightsCommand::Fetch { names, cache } => {
+            for n in names {
+                let path = fetch(n, cache.clone())?;
+                println!("{n}: {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The hub repository of a model name.
+fn repo_of(name: &str) -> Result<String> {
+    let (registers, size) = match name.strip_prefix("dinov2-reg4-") {
+        Some(size) => (true, size),
+        None => (false, name.strip_prefix("dinov2-").unwrap_or("")),
+    };
+    if !["small", "base", "large", "giant"].contains(&size) {
+        bail!(
+            "unknown model {name:?}; choose dinov2-{{small,base,large,giant}} or dinov2-reg4-{{small,base,large,giant}}"
+        );
+    }
+    Ok(if registers {
+        format!("facebook/dinov2-with-registers-{size}")
+    } else {
+        format!("facebook/dinov2-{size}")
+    })
+}
+
+/// Downloads `config.json` and `model.safetensors`; returns the weights.
+fn fetch(name: &str, cache: Option<PathBuf>) -> Result<PathBuf> {
+    let repo = repo_of(name)?;
+    let mut builder =
+        ApiBuilder::from_env().with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if let Some(c) = cache {
+        builder = builder.with_cache_dir(c);
+    }
+    let api = builder
+        .build()
+        .context("setting up the Hugging Face client")?;
+    let model = api.model(repo.clone());
+    let mut weights = PathBuf::new();
+    for file in ["config.json", "model.safetensors"] {
+        let path = model.get(file).with_context(|| {
+            format!(
+                "cannot download {} (no network? set HF_ENDPOINT for a mirror, or download it elsewhere and pass the file with --dino)",
+                model.url(file)
+            )
+        })?;
+        if file == "model.safetensors" {
+            weights = std::path::absolute(&path).unwrap_or(path);
+        }
+    }
+    Ok(weights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_map_to_hub_repositories() {
+        assert_eq!(repo_of("dinov2-large").unwrap(), "facebook/dinov2-large");
+        assert_eq!(
+            repo_of("dinov2-reg4-small").unwrap(),
+            "facebook/dinov2-with-registers-small"
+        );
+        assert!(repo_of("dinov3-small").is_err());
     }
 }
