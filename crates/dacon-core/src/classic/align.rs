@@ -26,6 +26,8 @@ pub(crate) struct LineMap {
 
 /// Distances beyond this many cells count as a miss.
 const TRUNCATE: f32 = 6.0;
+/// Starts of the global search that are refined.
+const REFINED_STARTS: usize = 6;
 /// At most this many sample points per map.
 const MAX_POINTS: usize = 6000;
 
@@ -233,8 +235,16 @@ pub(crate) fn fit_similarity(target: &LineMap, reference: &LineMap) -> (Similari
         }
     }
     let cell = reference.scale.max(target.scale);
+    // Rank the starts by their cost and refine the most promising few: the
+    // cost surface is smooth within +-6 degrees of a start, so a start near
+    // the answer is already among the cheapest.
+    let mut ranked: Vec<(f64, Similarity)> = starts
+        .into_iter()
+        .map(|s| (symmetric_cost(target, reference, &s), s))
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut best: Option<(Similarity, f64)> = None;
-    for s in starts {
+    for (_, s) in ranked.into_iter().take(REFINED_STARTS) {
         let (fit, cost) = pattern_search(target, reference, s, cell);
         if best.as_ref().is_none_or(|b| cost < b.1) {
             best = Some((fit, cost));
@@ -289,6 +299,9 @@ fn pattern_search(
 #[derive(Debug, Clone)]
 pub(crate) struct Warp {
     pub(crate) global: Similarity,
+    /// `global` as `[a, -b, tx; b, a, ty]`, so points map without
+    /// trigonometry.
+    matrix: [f64; 6],
     grid_w: usize,
     grid_h: usize,
     /// Target pixels per grid step.
@@ -301,8 +314,21 @@ impl Warp {
         let step = (width.max(height) as f64 / 48.0).max(4.0);
         let grid_w = (width as f64 / step).ceil() as usize + 1;
         let grid_h = (height as f64 / step).ceil() as usize + 1;
+        let s = global.log_scale.exp();
+        let (sin, cos) = global.theta.sin_cos();
+        let (a, b) = (s * cos, s * sin);
+        let c = global.c;
+        let matrix = [
+            a,
+            -b,
+            c[0] + global.t[0] - a * c[0] + b * c[1],
+            b,
+            a,
+            c[1] + global.t[1] - b * c[0] - a * c[1],
+        ];
         Warp {
             global,
+            matrix,
             grid_w,
             grid_h,
             step,
@@ -313,7 +339,8 @@ impl Warp {
     /// Target coordinates to reference ones.
     #[inline]
     pub(crate) fn apply(&self, p: [f64; 2]) -> [f64; 2] {
-        let g = self.global.apply(p);
+        let m = &self.matrix;
+        let g = [m[0] * p[0] + m[1] * p[1] + m[2], m[3] * p[0] + m[4] * p[1] + m[5]];
         let d = self.displacement(p);
         [g[0] + d[0], g[1] + d[1]]
     }
@@ -391,6 +418,21 @@ mod tests {
             "{p:?}"
         );
         assert!((s.log_scale.exp() - 1.1).abs() < 0.05, "{s:?}");
+    }
+
+    #[test]
+    fn warp_matrix_agrees_with_the_similarity() {
+        let s = Similarity {
+            theta: -0.2,
+            log_scale: 0.05,
+            t: [3.0, 4.0],
+            c: [50.0, 60.0],
+        };
+        let w = Warp::new(s, 100, 100);
+        for p in [[0.0, 0.0], [10.0, 90.0], [77.0, 3.0]] {
+            let (a, b) = (w.apply(p), s.apply(p));
+            assert!((a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9);
+        }
     }
 
     #[test]
