@@ -134,6 +134,29 @@ impl Segmentation {
         }
     }
 
+    /// Labels as given, with `count` segments (ids may be absent, e.g.
+    /// after resizing); no renumbering.
+    ///
+    /// # Panics
+    /// If `labels.len() != width * height` or a label exceeds `count`.
+    pub fn with_count(width: u32, height: u32, labels: Vec<u32>, count: u32) -> Self {
+        assert_eq!(
+            labels.len(),
+            width as usize * height as usize,
+            "labels must hold width * height values"
+        );
+        assert!(
+            labels.iter().all(|&l| l <= count),
+            "labels must not exceed count"
+        );
+        Segmentation {
+            width,
+            height,
+            labels,
+            count,
+        }
+    }
+
     /// Reads a 24-bit label PNG (`label = R<<16 | G<<8 | B`, 0 = line) and
     /// renumbers its labels to 1..L.
     ///

@@ -19,7 +19,7 @@ use burn::tensor::{Device, Tensor};
 use crate::error::{Error, Result};
 use crate::layers::{conv2d, layer_norm, linear, shape_of};
 use crate::resize::bicubic_scale;
-use crate::weights::{tensor, WeightMap};
+use crate::weights::{tensor, Values, WeightMap};
 
 /// Architecture of a DINOv2 backbone, as read from its weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,9 +267,7 @@ impl Dinov2 {
             .narrow(1, 1, n - 1)
             .reshape([m * m, d])
             .transpose()
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("float tensor");
+            .values();
         let sy = (gh as f64 + self.interpolate_offset) / m as f64;
         let sx = (gw as f64 + self.interpolate_offset) / m as f64;
         let (out, oh, ow) = bicubic_scale(&grid, d, m, m, sy, sx);

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use dacon_core::{ColorTable, Confidence, Frame, Matcher, Prediction, Reference};
 
 use crate::dino::{Dinov2, Dinov2Config};
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::{DaconHead, HeadConfig, Version};
 use crate::pool::PoolGrid;
 use crate::resize::bilinear;
-use crate::weights::{tensor, WeightMap};
+use crate::weights::{tensor, Values, WeightMap};
 
 /// Input and pooling sizes (the released configuration).
 #[derive(Debug, Clone)]
@@ -160,13 +160,7 @@ impl DaconEngine {
         );
         let map = self.dino.forward(x);
         let shape = map.dims();
-        (
-            map.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 map"),
-            shape,
-        )
+        (map.values(), shape)
     }
 
     /// U-Net map `[F, 512, 512]` of a frame's line art.
@@ -180,13 +174,7 @@ impl DaconEngine {
         );
         let map = self.head.unet.forward(x);
         let [_, f, oh, ow] = map.dims();
-        (
-            map.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 map"),
-            [f, oh, ow],
-        )
+        (map.values(), [f, oh, ow])
     }
 
     /// DINO and U-Net maps of a frame's line art.
@@ -221,9 +209,7 @@ impl DaconEngine {
                     tensor(raw_dino.clone(), [l, d], &self.device),
                     tensor(unet.clone(), [l, f], &self.device),
                 )
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 features")
+                .values()
         };
         SegmentFeatures {
             segments: l,
@@ -256,17 +242,13 @@ fn normalized_rows(x: &[f32], dim: usize) -> Vec<f32> {
 pub fn similarity(target: &[f32], refs: &[&[f32]], dim: usize) -> Vec<f32> {
     let t = normalized_rows(target, dim);
     let r: Vec<f32> = refs.iter().flat_map(|x| normalized_rows(x, dim)).collect();
-    let device = Device::default();
-    let (nt, nr) = (t.len() / dim, r.len() / dim);
-    if nt == 0 || nr == 0 {
-        return Vec::new();
+    let mut out = Vec::with_capacity(t.len() / dim * (r.len() / dim));
+    for a in t.chunks_exact(dim) {
+        for b in r.chunks_exact(dim) {
+            out.push(a.iter().zip(b).map(|(x, y)| x * y).sum());
+        }
     }
-    let a: Tensor<2> = tensor(t, [nt, dim], &device);
-    let b: Tensor<2> = tensor(r, [nr, dim], &device);
-    a.matmul(b.transpose())
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32")
+    out
 }
 
 impl Matcher for DaconEngine {

@@ -12,6 +12,7 @@ pub mod pool;
 mod pth;
 pub mod resize;
 pub mod synthetic;
+pub mod train;
 pub mod unet;
 pub mod weights;
 

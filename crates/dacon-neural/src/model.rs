@@ -148,6 +148,76 @@ impl DaconHead {
     }
 }
 
+/// A parameter of the head, by its official name.
+#[derive(Debug, Clone)]
+pub enum ParamRef {
+    /// A linear weight (burn layout `[in, out]`).
+    Linear(Tensor<2>),
+    /// A convolution weight `[out, in, k, k]`.
+    Conv(Tensor<4>),
+    /// A bias.
+    Bias(Tensor<1>),
+}
+
+impl ParamRef {
+    fn values(t: ParamRef) -> Vec<f32> {
+        use crate::weights::Values;
+        match t {
+            ParamRef::Linear(t) => t.transpose().values(),
+            ParamRef::Conv(t) => t.values(),
+            ParamRef::Bias(t) => t.values(),
+        }
+    }
+
+    /// The values in PyTorch layout, flattened.
+    pub fn value(&self) -> Vec<f32> {
+        Self::values(match self {
+            ParamRef::Linear(t) => ParamRef::Linear(t.clone().detach()),
+            ParamRef::Conv(t) => ParamRef::Conv(t.clone().detach()),
+            ParamRef::Bias(t) => ParamRef::Bias(t.clone().detach()),
+        })
+    }
+
+    /// The gradient in PyTorch layout, flattened.
+    pub fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Vec<f32>> {
+        Some(Self::values(match self {
+            ParamRef::Linear(t) => ParamRef::Linear(t.grad(grads)?),
+            ParamRef::Conv(t) => ParamRef::Conv(t.grad(grads)?),
+            ParamRef::Bias(t) => ParamRef::Bias(t.grad(grads)?),
+        }))
+    }
+}
+
+impl Mlp {
+    fn param(&self, name: &str) -> Option<ParamRef> {
+        let (layer, what) = name.split_once('.')?;
+        let l = match layer {
+            "fc1" => &self.fc1,
+            "fc2" => &self.fc2,
+            _ => return None,
+        };
+        match what {
+            "weight" => Some(ParamRef::Linear(l.weight.val())),
+            "bias" => l.bias.as_ref().map(|b| ParamRef::Bias(b.val())),
+            _ => None,
+        }
+    }
+}
+
+impl DaconHead {
+    /// The parameter with the official name `name` (e.g.
+    /// `dino_mlp.fc1.weight`, `unet.final_conv.bias`).
+    pub fn param(&self, name: &str) -> Option<ParamRef> {
+        if let Some(rest) = name.strip_prefix("dino_mlp.") {
+            return self.dino_mlp.param(rest);
+        }
+        if let Some(rest) = name.strip_prefix("dino_unet_mlp.") {
+            return self.dino_unet_mlp.as_ref()?.param(rest);
+        }
+        self.unet.param(name.strip_prefix("unet.")?)
+    }
+}
+
 /// `x / (||x|| + 1e-6)` per row, as the official `l2_normalize`.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt() + 1e-6;

@@ -86,6 +86,32 @@ impl PoolGrid {
         self.starts.len() - 1
     }
 
+    /// The pooling as a dense matrix `[segments, fh * fw]` (row `s` holds
+    /// the weights of segment `s` over the feature cells, divided by its
+    /// cell count), so that pooling is one differentiable matrix product in
+    /// training, where label maps are 512x512.
+    pub fn dense_weights(&self, fh: usize, fw: usize) -> Vec<f32> {
+        let ty = bilinear_taps(fh, self.height);
+        let tx = bilinear_taps(fw, self.width);
+        let n = self.segments();
+        let mut out = vec![0f64; n * fh * fw];
+        for s in 0..n {
+            let cells = &self.members[self.starts[s]..self.starts[s + 1]];
+            let row = &mut out[s * fh * fw..(s + 1) * fh * fw];
+            let inv = 1.0 / cells.len().max(1) as f64;
+            for &(c, _) in cells {
+                let (y, x) = (c as usize / self.width, c as usize % self.width);
+                let (i0, i1, a0, a1) = ty[y];
+                let (j0, j1, b0, b1) = tx[x];
+                row[i0 * fw + j0] += f64::from(a0 * b0) * inv;
+                row[i0 * fw + j1] += f64::from(a0 * b1) * inv;
+                row[i1 * fw + j0] += f64::from(a1 * b0) * inv;
+                row[i1 * fw + j1] += f64::from(a1 * b1) * inv;
+            }
+        }
+        out.into_iter().map(|v| v as f32).collect()
+    }
+
     /// Mean feature of every segment: `[segments, channels]`, row-major.
     ///
     /// `features` is `[channels, fh, fw]`, row-major.
@@ -229,6 +255,20 @@ mod tests {
         let want = direct(&seg, [10, 13], &f, 2, 5, 4);
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn dense_weights_pool_the_same() {
+        let (seg, f) = sample();
+        let grid = PoolGrid::new(&seg, [5, 6]);
+        let w = grid.dense_weights(5, 4);
+        let pooled = grid.pool(&f, 2, 5, 4);
+        for s in 0..grid.segments() {
+            for ch in 0..2 {
+                let v: f32 = (0..20).map(|i| w[s * 20 + i] * f[ch * 20 + i]).sum();
+                assert!((v - pooled[s * 2 + ch]).abs() < 1e-5);
+            }
         }
     }
 

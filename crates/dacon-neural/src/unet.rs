@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::layers::{conv2d, shape_of};
-use crate::weights::WeightMap;
+use crate::weights::{Values, WeightMap};
 
 /// Widths of a U-Net, read from its weights.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,9 @@ impl ConvNorm {
 /// Summing rows first, then the row sums, keeps each float32 sum short, and
 /// two passes (mean, then squared deviations) avoid cancellation.
 fn instance_norm(x: Tensor<4>) -> Tensor<4> {
-    if !x.is_require_grad() {
+    // Under autodiff the statistics must stay in the graph (the gradient
+    // flows through the mean and variance); otherwise exact statistics.
+    if !x.is_autodiff() {
         return instance_norm_exact(x);
     }
     let [_, _, h, w] = x.dims();
@@ -56,12 +58,7 @@ fn instance_norm(x: Tensor<4>) -> Tensor<4> {
 fn instance_norm_exact(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let device = x.device();
-    let data: Vec<f32> = x
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32");
+    let data: Vec<f32> = x.clone().values();
     let n = h * w;
     let mut mean = Vec::with_capacity(b * c);
     let mut inv = Vec::with_capacity(b * c);
@@ -197,6 +194,29 @@ impl UNet {
         })
     }
 
+    /// A convolution parameter by its official name under `unet.`.
+    pub fn param(&self, name: &str) -> Option<crate::model::ParamRef> {
+        use crate::model::ParamRef;
+        let parts: Vec<&str> = name.split('.').collect();
+        let conv = match parts.as_slice() {
+            ["final_conv", _] => &self.final_conv,
+            ["bottleneck", "conv", i, _] => pick(&self.bottleneck, i)?,
+            ["encoder_blocks", b, "conv", i, _] => {
+                pick(self.encoder.get(b.parse::<usize>().ok()?)?, i)?
+            }
+            ["decoder_conv_blocks", b, "conv", i, _] => {
+                pick(self.decoder.get(b.parse::<usize>().ok()?)?, i)?
+            }
+            ["decoder_up_convs", b, "up", "1", _] => &self.up.get(b.parse::<usize>().ok()?)?.conv,
+            _ => return None,
+        };
+        match *parts.last()? {
+            "weight" => Some(ParamRef::Conv(conv.weight.val())),
+            "bias" => conv.bias.as_ref().map(|b| ParamRef::Bias(b.val())),
+            _ => None,
+        }
+    }
+
     /// # Shapes
     /// - x: `[B, 3, H, W]` (H, W divisible by 2^levels)
     /// - output: `[B, output, H, W]`
@@ -223,5 +243,15 @@ impl UNet {
             x = dec.forward(Tensor::cat(vec![skip, y], 1));
         }
         self.final_conv.forward(x)
+    }
+}
+
+/// The first (`0`) or second (`3`) convolution of a block, by its index in
+/// the official `nn.Sequential`.
+fn pick<'a>(block: &'a ConvBlock, index: &str) -> Option<&'a Conv2d> {
+    match index {
+        "0" => Some(&block.first.conv),
+        "3" => Some(&block.second.conv),
+        _ => None,
     }
 }

@@ -78,6 +78,11 @@ impl WeightMap {
         self.tensors.contains_key(key)
     }
 
+    /// Mutable access to a tensor (conversions, perturbation checks).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut RawTensor> {
+        self.tensors.get_mut(key)
+    }
+
     /// Tensor names, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
@@ -168,6 +173,21 @@ impl WeightMap {
 /// A tensor on `device` from row-major values.
 pub fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// Reading a float tensor of any precision back as f32 values.
+pub trait Values {
+    /// The values, row-major.
+    fn values(self) -> Vec<f32>;
+}
+
+impl<const D: usize> Values for Tensor<D> {
+    fn values(self) -> Vec<f32> {
+        self.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("a float tensor converts to f32")
+    }
 }
 
 fn detect(path: &Path) -> std::io::Result<Format> {

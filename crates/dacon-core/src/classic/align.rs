@@ -340,7 +340,10 @@ impl Warp {
     #[inline]
     pub(crate) fn apply(&self, p: [f64; 2]) -> [f64; 2] {
         let m = &self.matrix;
-        let g = [m[0] * p[0] + m[1] * p[1] + m[2], m[3] * p[0] + m[4] * p[1] + m[5]];
+        let g = [
+            m[0] * p[0] + m[1] * p[1] + m[2],
+            m[3] * p[0] + m[4] * p[1] + m[5],
+        ];
         let d = self.displacement(p);
         [g[0] + d[0], g[1] + d[1]]
     }

@@ -28,6 +28,11 @@ impl Expected {
         }
     }
 
+    pub fn names(&self) -> Vec<String> {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
+        st.names().into_iter().map(str::to_owned).collect()
+    }
+
     pub fn get(&self, name: &str) -> (Vec<usize>, Vec<f64>) {
         let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
         let t = st
