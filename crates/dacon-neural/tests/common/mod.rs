@@ -1,3 +1,5 @@
+#![allow(dead_code)] // Each test binary uses a subset of these helpers.
+
 //! Shared helpers of the parity tests.
 
 use std::path::{Path, PathBuf};
