@@ -97,6 +97,21 @@ pub enum Command {
     ///
     /// Example: dacon example --out /tmp/cut --frames 24 --antialias
     Example(ExampleArgs),
+    /// Train (or fine-tune) DACoN with the official dual loss.
+    ///
+    /// Data: the PaintBucket-Character train layout
+    /// `<root>/<character>/{line,gt,seg,json_color}/NNNN.*`; without `seg`
+    /// and `json_color`, frames are segmented and their tables built from
+    /// `gt`. Each epoch every frame is a target once, its source drawn from
+    /// the frames 0, +-1, +-2 away (wrapped), as the official pairing, with
+    /// --seed; `--pair CHAR:SRC:TGT` (repeatable) replaces the pairing.
+    /// DINOv2 is frozen and its maps are cached per frame; the U-Net and
+    /// MLPs are trained with Adam. Checkpoints (safetensors: model, Adam
+    /// moments, step) go to --out every --save-every steps and at the end;
+    /// --resume continues from one. Every step is logged as a JSON line.
+    ///
+    /// Example: dacon train --data PaintBucket_Char/train --init dacon_v1_1.pth --dino dinov2_vits14_pretrain.pth --epochs 5 --out runs/a
+    Train(TrainArgs),
     /// Measure speed and memory of the whole pipeline on one frame.
     ///
     /// Times every stage (read, segment, features, match, render + write) as
@@ -111,6 +126,59 @@ pub enum Command {
     /// Inspect model weights.
     #[command(subcommand)]
     Weights(WeightsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data root (character folders).
+    #[arg(long, value_name = "ROOT")]
+    pub data: PathBuf,
+    /// Initial weights: a DACoN checkpoint (`.pth` or ours).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub init: Option<PathBuf>,
+    /// Continue from one of our checkpoints (weights, Adam state, step).
+    #[arg(long, value_name = "FILE", conflicts_with = "init")]
+    pub resume: Option<PathBuf>,
+    /// DINOv2 weights (frozen).
+    #[arg(long, value_name = "FILE")]
+    pub dino: PathBuf,
+    /// Attention heads of the DINOv2 (default: from its width).
+    #[arg(long, value_name = "N")]
+    pub dino_heads: Option<usize>,
+    /// Fixed training pairs `CHARACTER:SOURCE:TARGET` (frame names),
+    /// repeatable; replaces the random pairing.
+    #[arg(long, value_name = "CHAR:SRC:TGT")]
+    pub pair: Vec<String>,
+    /// Epochs (passes over every target frame).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u32,
+    /// Stop after this many steps in total.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Pairs per step.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Seed of the pairing and the order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkpoint folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Save a checkpoint every N steps (and always at the end).
+    #[arg(long, value_name = "N")]
+    pub save_every: Option<u64>,
+    /// Append one JSON line per step (`step`, `loss`, `ce`, `l1`, ...).
+    #[arg(long, value_name = "FILE")]
+    pub log_jsonl: Option<PathBuf>,
+    /// Recompute the frozen DINO maps every time (to measure the cache).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -7,3 +7,4 @@ mod engine;
 mod neural;
 mod parity;
 mod pipeline;
+mod train;

@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::model::{DaconHead, HeadConfig, Version};
 use crate::pool::PoolGrid;
 use crate::resize::bilinear;
-use crate::weights::{tensor, Values, WeightMap};
+use crate::weights::{tensor, RawTensor, Values, WeightMap};
 
 /// Softmax temperature.
 pub const TAU: f64 = 0.1;
@@ -41,6 +41,8 @@ pub struct TrainFrame {
     pub seg: Segmentation,
     /// Colour of every segment (ids of the original labels).
     pub colors: ColorTable,
+    /// A name for the frozen-feature cache (`None`: never cached).
+    pub key: Option<String>,
 }
 
 impl TrainFrame {
@@ -51,6 +53,7 @@ impl TrainFrame {
             art,
             seg: resize_nearest(seg, SEG_SIZE, SEG_SIZE),
             colors,
+            key: None,
         }
     }
 }
@@ -89,21 +92,79 @@ pub struct PairLoss {
     pub dino_sim: Vec<f32>,
 }
 
+/// Adam hyper-parameters (PyTorch defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Added to the root of the second moment.
+    pub eps: f64,
+}
+
+impl Adam {
+    /// PyTorch's defaults with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// The losses of one optimisation step (means over its pairs).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct StepLoss {
+    /// 0.5 CE + 0.2 L1.
+    pub loss: f32,
+    /// Cross-entropy.
+    pub ce: f32,
+    /// L1 between the similarity maps.
+    pub l1: f32,
+}
+
+type Moments = std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>;
+
+/// Frozen DINO maps (`[D, h, w]` values and shape) by frame key.
+type DinoCache = std::sync::Mutex<std::collections::HashMap<String, (Vec<f32>, [usize; 3])>>;
+
 /// A frozen DINOv2 and a trainable head.
+///
+/// The trainable parameters live in a [`WeightMap`] under their official
+/// names (the checkpoint layout), with Adam's moments beside them; every
+/// step builds the head from it on the autodiff device, so a checkpoint is
+/// just that map, and resuming is exact.
 #[derive(Debug)]
 pub struct Trainer {
     dino: Dinov2,
-    /// The trainable head (on the autodiff device).
+    /// The head of the current step (on the autodiff device).
     pub head: DaconHead,
     /// Its sizes and version.
     pub config: HeadConfig,
+    /// The parameters, official names and PyTorch layouts.
+    pub params: WeightMap,
+    /// Adam's first and second moments per parameter.
+    pub moments: Moments,
+    /// Optimisation steps taken.
+    pub step: u64,
+    /// Frozen DINO maps by frame key: the backbone is not trained, so its
+    /// output for a frame never changes (kept in f32).
+    cache: DinoCache,
+    /// Whether to use the cache.
+    pub use_cache: bool,
     plain: Device,
     train: Device,
 }
 
 impl Trainer {
-    /// Loads the initial head and the backbone; the head lives on
-    /// `device.autodiff()`.
+    /// Loads the initial head (a released checkpoint, or one of ours with
+    /// Adam moments under `adam.m.*` / `adam.v.*`) and the backbone; the
+    /// head lives on `device.autodiff()`.
     pub fn load(
         init: WeightMap,
         dino: WeightMap,
@@ -112,14 +173,141 @@ impl Trainer {
     ) -> Result<Self> {
         let (dino, _) = Dinov2::load(dino, heads, device)?;
         let train = device.clone().autodiff();
-        let (head, config) = DaconHead::load(init, &train)?;
+        let config = DaconHead::inspect(&init)?;
+        let mut params = WeightMap::from_tensors(init.path(), Default::default());
+        let mut moments = Moments::new();
+        for k in init.keys() {
+            let shape = init.shape(k).map(<[usize]>::to_vec).unwrap_or_default();
+            let data = init.get(k, &shape)?.data.clone();
+            if let Some(name) = k.strip_prefix("adam.m.") {
+                moments.entry(name.to_string()).or_default().0 = data;
+            } else if let Some(name) = k.strip_prefix("adam.v.") {
+                moments.entry(name.to_string()).or_default().1 = data;
+            } else {
+                params.insert(k.to_string(), RawTensor { shape, data });
+            }
+        }
+        let (head, _) = DaconHead::load(params.clone(), &train)?;
         Ok(Trainer {
             dino,
             head,
             config,
+            params,
+            moments,
+            step: 0,
+            cache: Default::default(),
+            use_cache: true,
             plain: device.clone(),
             train,
         })
+    }
+
+    /// One Adam step on the mean loss of `pairs` (source, target).
+    ///
+    /// # Panics
+    /// If `pairs` is empty.
+    pub fn train_step(
+        &mut self,
+        pairs: &[(&TrainFrame, &TrainFrame)],
+        adam: Adam,
+    ) -> Result<StepLoss> {
+        assert!(!pairs.is_empty(), "a step needs at least one pair");
+        let mut total: Option<Tensor<1>> = None;
+        let (mut ce, mut l1) = (0f32, 0f32);
+        for (s, t) in pairs {
+            let out = self.loss(s, t);
+            ce += out.ce;
+            l1 += out.l1;
+            total = Some(match total {
+                Some(acc) => acc + out.total,
+                None => out.total,
+            });
+        }
+        let n = pairs.len() as f32;
+        let total = total.expect("non-empty") / f64::from(n);
+        let loss = total.clone().detach().values()[0];
+        let grads = total.backward();
+        self.step += 1;
+        let t = self.step as i32;
+        let (bc1, bc2) = (1.0 - adam.beta1.powi(t), 1.0 - adam.beta2.powi(t));
+        let names: Vec<String> = self.params.keys().map(str::to_owned).collect();
+        for name in names {
+            let Some(g) = self.head.param(&name).and_then(|p| p.grad(&grads)) else {
+                continue; // a parameter the loss does not reach
+            };
+            let (m, v) = self.moments.entry(name.clone()).or_default();
+            if m.len() != g.len() {
+                *m = vec![0.0; g.len()];
+                *v = vec![0.0; g.len()];
+            }
+            let p = self.params.get_mut(&name).expect("listed");
+            for i in 0..g.len() {
+                let gi = f64::from(g[i]);
+                let mi = adam.beta1 * f64::from(m[i]) + (1.0 - adam.beta1) * gi;
+                let vi = adam.beta2 * f64::from(v[i]) + (1.0 - adam.beta2) * gi * gi;
+                m[i] = mi as f32;
+                v[i] = vi as f32;
+                let update = adam.lr * (mi / bc1) / ((vi / bc2).sqrt() + adam.eps);
+                p.data[i] = (f64::from(p.data[i]) - update) as f32;
+            }
+        }
+        self.head = DaconHead::load(self.params.clone(), &self.train)?.0;
+        Ok(StepLoss {
+            loss,
+            ce: ce / n,
+            l1: l1 / n,
+        })
+    }
+
+    /// Parameters, Adam moments and `info` (plus the step) in one
+    /// safetensors file: it loads as a checkpoint anywhere (`colorize
+    /// --checkpoint`) and resumes training exactly. The information is one
+    /// metadata entry, `dacon_train`, a JSON object with sorted keys, so the
+    /// same state always gives the same bytes.
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        mut info: std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let mut all = self.params.clone();
+        for (name, (m, v)) in &self.moments {
+            let shape = self
+                .params
+                .shape(name)
+                .map(<[usize]>::to_vec)
+                .unwrap_or_else(|| vec![m.len()]);
+            all.insert(
+                format!("adam.m.{name}"),
+                RawTensor {
+                    shape: shape.clone(),
+                    data: m.clone(),
+                },
+            );
+            all.insert(
+                format!("adam.v.{name}"),
+                RawTensor {
+                    shape,
+                    data: v.clone(),
+                },
+            );
+        }
+        info.insert("step".into(), self.step.to_string());
+        info.insert("format".into(), "dacon-train-1".into());
+        let json = serde_json::to_string(&info).expect("strings serialise");
+        all.save_safetensors(
+            path,
+            std::collections::HashMap::from([("dacon_train".to_string(), json)]),
+        )
+    }
+
+    /// The information [`Trainer::save`] stored in a checkpoint, if any.
+    pub fn checkpoint_info(
+        path: &std::path::Path,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        let meta = WeightMap::safetensors_metadata(path)?;
+        Ok(meta
+            .get("dacon_train")
+            .and_then(|j| serde_json::from_str(j).ok()))
     }
 
     fn rgb(art: &LineArt, size: [usize; 2]) -> Vec<f32> {
@@ -135,11 +323,28 @@ impl Trainer {
     }
 
     /// Raw DINO segment features (constant) and fused features (tracked).
-    fn features(&self, f: &TrainFrame) -> (Vec<f32>, Tensor<2>) {
+    fn dino_map(&self, f: &TrainFrame) -> (Vec<f32>, [usize; 3]) {
+        let key = f.key.as_ref().filter(|_| self.use_cache);
+        if let Some(k) = key {
+            if let Some(hit) = self.cache.lock().expect("not poisoned").get(k) {
+                return hit.clone();
+            }
+        }
         let x = tensor(Self::rgb(&f.art, [518, 518]), [1, 3, 518, 518], &self.plain);
         let map = self.dino.forward(x);
-        let [d, dh, dw] = map.dims();
-        let map: Vec<f32> = map.values();
+        let shape = map.dims();
+        let out = (map.values(), shape);
+        if let Some(k) = key {
+            self.cache
+                .lock()
+                .expect("not poisoned")
+                .insert(k.clone(), out.clone());
+        }
+        out
+    }
+
+    fn features(&self, f: &TrainFrame) -> (Vec<f32>, Tensor<2>) {
+        let (map, [d, dh, dw]) = self.dino_map(f);
         let pool = match self.config.version {
             Version::V1_0 => [f.seg.height() as usize, f.seg.width() as usize],
             Version::V1_1 => [SEG_SIZE, SEG_SIZE],

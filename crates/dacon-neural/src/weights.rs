@@ -78,6 +78,60 @@ impl WeightMap {
         self.tensors.contains_key(key)
     }
 
+    /// Inserts or replaces a tensor.
+    pub fn insert(&mut self, key: String, t: RawTensor) {
+        self.tensors.insert(key, t);
+    }
+
+    /// Writes every tensor (f32) to a safetensors file, atomically, with
+    /// string metadata.
+    pub fn save_safetensors(
+        &self,
+        path: &Path,
+        metadata: std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        let fail = |message: String| Error::Read {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    t.shape.clone(),
+                )
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+            .iter()
+            .map(|(k, b, s)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| fail(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let out = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
+        dacon_core::imageio::write_atomic(path, &out)?;
+        Ok(())
+    }
+
+    /// The string metadata of a safetensors file.
+    pub fn safetensors_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(meta.metadata().clone().unwrap_or_default())
+    }
+
     /// Mutable access to a tensor (conversions, perturbation checks).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut RawTensor> {
         self.tensors.get_mut(key)
@@ -195,12 +249,16 @@ fn detect(path: &Path) -> std::io::Result<Format> {
     let mut head = [0u8; 9];
     let mut f = std::fs::File::open(path)?;
     let n = f.read(&mut head)?;
+    // safetensors: an 8-byte little-endian header length, then a JSON
+    // object. Checked first: the length's low byte can be 0x80, which is
+    // also how a raw pickle starts.
+    let len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    if n == 9 && head[8] == b'{' && len <= MAX_HEADER {
+        return Ok(Format::Safetensors);
+    }
     // A ZIP (torch >= 1.6) or a raw pickle (protocol 2+ starts with 0x80).
     if n >= 2 && (&head[..2] == b"PK" || head[0] == 0x80) {
         return Ok(Format::Pytorch);
-    }
-    if n == 9 && head[8] == b'{' {
-        return Ok(Format::Safetensors);
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::InvalidData,

@@ -7,6 +7,7 @@ mod eval;
 mod example;
 mod render;
 mod segment;
+mod train;
 mod weights;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Colorize(a) => colorize::run(&a),
         Command::Example(a) => example::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Train(a) => train::run(&a),
     }
     .map(|()| ExitCode::SUCCESS)
 }

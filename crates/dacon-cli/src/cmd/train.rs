@@ -1,0 +1,261 @@
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use dacon_core::imageio::read_picture;
+use dacon_core::{ColorTable, LineArt, Segmentation};
+use dacon_neural::train::{Adam, TrainFrame, Trainer};
+use dacon_neural::weights::WeightMap;
+
+use crate::args::TrainArgs;
+use crate::batch::progress;
+
+/// Frames of one character, by name, in order.
+struct Character {
+    dir: PathBuf,
+    frames: Vec<String>,
+}
+
+fn characters(root: &Path) -> Result<BTreeMap<String, Character>> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(root).with_context(|| format!("{}", root.display()))?;
+    for e in entries {
+        let dir = e?.path();
+        if !dir.join("line").is_dir() {
+            continue;
+        }
+        let frames: Vec<String> = crate::inputs::images_in(&dir.join("line"))?
+            .iter()
+            .map(|p| crate::inputs::stem(p))
+            .collect::<Result<_>>()?;
+        if frames.is_empty() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.insert(name, Character { dir, frames });
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: no training characters (expected <root>/<character>/line/NNNN.png)",
+            root.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Loads a frame: the dataset's labels and table when present, otherwise
+/// segmentation of the line art and the table of the painted frame.
+fn load_frame(ch: &str, c: &Character, name: &str) -> Result<TrainFrame> {
+    let line = c.dir.join(format!("line/{name}.png"));
+    let art = LineArt::open(&line)?;
+    let seg_png = c.dir.join(format!("seg/{name}.png"));
+    let table = c.dir.join(format!("json_color/{name}.json"));
+    let (seg, colors) = if seg_png.is_file() && table.is_file() {
+        (Segmentation::open(&seg_png)?, ColorTable::open(&table)?)
+    } else {
+        let gt = c.dir.join(format!("gt/{name}.png"));
+        let seg = Segmentation::from_line_art(&art)?;
+        let pic = read_picture(&gt)
+            .with_context(|| format!("{}: painted frame needed for training", gt.display()))?;
+        let colors = ColorTable::from_image(&seg, &pic.rgba, &gt.display().to_string())?;
+        (seg, colors)
+    };
+    let mut f = TrainFrame::new(art, &seg, colors);
+    f.key = Some(format!("{ch}/{name}"));
+    Ok(f)
+}
+
+/// xorshift: small, seeded, the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// (character, source, target) of every step of epoch `epoch`.
+fn epoch_pairs(
+    chars: &BTreeMap<String, Character>,
+    args: &TrainArgs,
+    epoch: u32,
+) -> Result<Vec<(String, String, String)>> {
+    if !args.pair.is_empty() {
+        return args
+            .pair
+            .iter()
+            .map(|p| {
+                let parts: Vec<&str> = p.split(':').collect();
+                let [ch, s, t] = parts.as_slice() else {
+                    bail!("--pair {p:?}: expected CHARACTER:SOURCE:TARGET");
+                };
+                let c = chars
+                    .get(*ch)
+                    .with_context(|| format!("--pair {p:?}: no character {ch}"))?;
+                for f in [s, t] {
+                    if !c.frames.iter().any(|x| x == f) {
+                        bail!("--pair {p:?}: no frame {f} in {}", c.dir.display());
+                    }
+                }
+                Ok((ch.to_string(), s.to_string(), t.to_string()))
+            })
+            .collect();
+    }
+    // The official pairing: source = target +- {0, 1, 2}, wrapped.
+    let mut rng = Rng::new(args.seed ^ (u64::from(epoch) << 32));
+    let mut pairs = Vec::new();
+    for (name, c) in chars {
+        let n = c.frames.len() as i64;
+        for (i, t) in c.frames.iter().enumerate() {
+            let d = rng.below(3) as i64 * if rng.below(2) == 0 { -1 } else { 1 };
+            let s = (i as i64 + d).rem_euclid(n) as usize;
+            pairs.push((name.clone(), c.frames[s].clone(), t.clone()));
+        }
+    }
+    for i in (1..pairs.len()).rev() {
+        pairs.swap(i, rng.below(i + 1));
+    }
+    Ok(pairs)
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let chars = characters(&args.data)?;
+    let device = dacon_neural::Device::default();
+    let dino = WeightMap::open(&args.dino)?;
+    let (init_path, start_step) = match (&args.resume, &args.init) {
+        (Some(r), _) => {
+            let meta = Trainer::checkpoint_info(r)
+                .with_context(|| {
+                    format!(
+                        "{}: --resume needs one of our .safetensors checkpoints",
+                        r.display()
+                    )
+                })?
+                .unwrap_or_default();
+            let step: u64 = meta
+                .get("step")
+                .and_then(|s| s.parse().ok())
+                .with_context(|| {
+                    format!(
+                        "{}: no training step in the metadata (not a `dacon train` checkpoint)",
+                        r.display()
+                    )
+                })?;
+            (r.clone(), step)
+        }
+        (None, Some(i)) => (i.clone(), 0),
+        (None, None) => bail!("give --init (a DACoN checkpoint) or --resume"),
+    };
+    let mut trainer = Trainer::load(WeightMap::open(&init_path)?, dino, args.dino_heads, &device)
+        .context("loading the model")?;
+    trainer.step = start_step;
+    trainer.use_cache = !args.no_cache;
+    if let Some(o) = &args.out {
+        std::fs::create_dir_all(o).with_context(|| format!("{}", o.display()))?;
+    }
+    let mut log = match &args.log_jsonl {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("{}", p.display()))?,
+        ),
+        None => None,
+    };
+    let batch = args.batch_size as usize;
+    let steps_per_epoch = epoch_pairs(&chars, args, 0)?.len().div_ceil(batch) as u64;
+    let total_steps = args
+        .max_steps
+        .unwrap_or(steps_per_epoch * u64::from(args.epochs))
+        .min(steps_per_epoch * u64::from(args.epochs).max(1));
+    let pb = progress(total_steps, args.quiet, "steps");
+    pb.set_position(start_step.min(total_steps));
+    let mut frames: HashMap<String, TrainFrame> = HashMap::new();
+    let adam = Adam::new(args.lr);
+    let started = Instant::now();
+    let mut step = start_step;
+    'epochs: for epoch in 0..args.epochs.max(1) {
+        let pairs = epoch_pairs(&chars, args, epoch)?;
+        for (b, chunk) in pairs.chunks(batch).enumerate() {
+            let global = u64::from(epoch) * steps_per_epoch + b as u64;
+            if global < start_step {
+                continue; // done before the checkpoint we resumed from
+            }
+            if step >= total_steps {
+                break 'epochs;
+            }
+            for (ch, s, t) in chunk {
+                for f in [s, t] {
+                    let key = format!("{ch}/{f}");
+                    if !frames.contains_key(&key) {
+                        frames.insert(key.clone(), load_frame(ch, &chars[ch], f)?);
+                    }
+                }
+            }
+            let refs: Vec<(&TrainFrame, &TrainFrame)> = chunk
+                .iter()
+                .map(|(ch, s, t)| (&frames[&format!("{ch}/{s}")], &frames[&format!("{ch}/{t}")]))
+                .collect();
+            let t0 = Instant::now();
+            let loss = trainer.train_step(&refs, adam)?;
+            step = trainer.step;
+            let line = serde_json::json!({
+                "step": step,
+                "epoch": epoch,
+                "loss": loss.loss,
+                "ce": loss.ce,
+                "l1": loss.l1,
+                "lr": args.lr,
+                "pairs": chunk.iter().map(|(c, s, t)| format!("{c}:{s}:{t}")).collect::<Vec<_>>(),
+                "seconds": t0.elapsed().as_secs_f64(),
+            });
+            if let Some(f) = log.as_mut() {
+                writeln!(f, "{line}").context("writing the log")?;
+            }
+            pb.set_message(format!("loss {:.4}", loss.loss));
+            pb.inc(1);
+            if let (Some(o), Some(every)) = (&args.out, args.save_every) {
+                if step % every == 0 {
+                    save(&trainer, o, args)?;
+                }
+            }
+        }
+    }
+    pb.finish_and_clear();
+    if let Some(o) = &args.out {
+        let p = save(&trainer, o, args)?;
+        println!("checkpoint: {}", p.display());
+    }
+    if !args.quiet {
+        let n = step - start_step;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{n} steps in {secs:.1} s ({:.2} pairs/s)",
+            (n as f64 * batch as f64) / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn save(trainer: &Trainer, out: &Path, args: &TrainArgs) -> Result<PathBuf> {
+    let meta = BTreeMap::from([
+        ("seed".to_string(), args.seed.to_string()),
+        ("lr".to_string(), args.lr.to_string()),
+    ]);
+    let path = out.join(format!("step-{:06}.safetensors", trainer.step));
+    trainer.save(&path, meta.clone())?;
+    trainer.save(&out.join("last.safetensors"), meta)?;
+    Ok(path)
+}
