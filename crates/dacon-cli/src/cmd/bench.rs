@@ -41,7 +41,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::write(&input, &png)?;
     let result = pool.install(|| match &engine {
         Engine::Classic(m) => measure(m, &input, args),
-        Engine::Dacon(m) => measure(m.as_ref(), &input, args),
+        Engine::Dacon(m) => {
+            neural_stages(m, &input, args)?;
+            measure(m.as_ref(), &input, args)
+        }
     });
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -117,6 +120,33 @@ fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Resu
         Some(p) => println!("  peak RSS    {p:>9.1} MiB"),
         None => println!("  peak RSS    unavailable on this system"),
     }
+    Ok(())
+}
+
+/// The neural feature stage split into its parts.
+fn neural_stages(m: &dacon_neural::DaconEngine, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
+    let art = LineArt::open(input)?;
+    let seg = Segmentation::from_line_art(&art)?;
+    let frame = Frame { art, seg };
+    let n = args.repeat;
+    let (t_dino, dino) = time(n, || Ok(m.dino_map(&frame)))?;
+    let (t_unet, unet) = time(n, || Ok(m.unet_map(&frame)))?;
+    let maps = dacon_neural::engine::FeatureMaps {
+        dino: dino.0,
+        dino_shape: dino.1,
+        unet: unet.0,
+        unet_shape: unet.1,
+    };
+    let (t_pool, _) = time(n, || Ok(m.pool_and_fuse(&frame, &maps)))?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "neural features: DINOv2 {:.1} ms, U-Net {:.1} ms, segment pooling + fusion {:.1} ms ({:?}, DINO width {})",
+        ms(t_dino),
+        ms(t_unet),
+        ms(t_pool),
+        m.version(),
+        m.dino_config.embed_dim
+    );
     Ok(())
 }
 
