@@ -12,7 +12,7 @@ use crate::dino::{Dinov2, Dinov2Config};
 use crate::error::{Error, Result};
 use crate::model::{DaconHead, HeadConfig, Version};
 use crate::pool::PoolGrid;
-use crate::resize::bilinear;
+use crate::resize::model_input;
 use crate::weights::{tensor, Values, WeightMap};
 
 /// Input and pooling sizes (the released configuration).
@@ -136,25 +136,11 @@ impl DaconEngine {
         self.head_config.version
     }
 
-    /// The RGB channels of the line image, /255 (alpha is dropped), `[3, H, W]`.
-    fn rgb(frame: &Frame) -> (Vec<f32>, usize, usize) {
-        let rgba = frame.art.rgba();
-        let (w, h) = (rgba.width() as usize, rgba.height() as usize);
-        let mut rgb = vec![0f32; 3 * h * w];
-        for (i, p) in rgba.pixels().enumerate() {
-            for c in 0..3 {
-                rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
-            }
-        }
-        (rgb, h, w)
-    }
-
     /// DINO patch map `[D, h, w]` of a frame's line art.
     pub fn dino_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
-        let (rgb, h, w) = Self::rgb(frame);
         let [dh, dw] = self.config.dino_input;
         let x = tensor(
-            bilinear(&rgb, 3, h, w, dh, dw),
+            model_input(&frame.art, [dh, dw]),
             [1, 3, dh, dw],
             &self.device,
         );
@@ -165,10 +151,9 @@ impl DaconEngine {
 
     /// U-Net map `[F, 512, 512]` of a frame's line art.
     pub fn unet_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
-        let (rgb, h, w) = Self::rgb(frame);
         let [uh, uw] = self.config.unet_input;
         let x = tensor(
-            bilinear(&rgb, 3, h, w, uh, uw),
+            model_input(&frame.art, [uh, uw]),
             [1, 3, uh, uw],
             &self.device,
         );

@@ -44,6 +44,21 @@ pub fn bilinear(
     out
 }
 
+/// A model input: the RGB channels of line art (alpha dropped), /255, resized
+/// bilinearly to `size` (`[H, W]`), as `[3, H, W]` row-major. This is the
+/// official `_prepare_images`.
+pub fn model_input(art: &dacon_core::LineArt, size: [usize; 2]) -> Vec<f32> {
+    let rgba = art.rgba();
+    let (w, h) = (rgba.width() as usize, rgba.height() as usize);
+    let mut rgb = vec![0f32; 3 * h * w];
+    for (i, p) in rgba.pixels().enumerate() {
+        for c in 0..3 {
+            rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
+        }
+    }
+    bilinear(&rgb, 3, h, w, size[0], size[1])
+}
+
 const CUBIC_A: f32 = -0.75;
 
 fn cubic_weights(t: f32) -> [f32; 4] {

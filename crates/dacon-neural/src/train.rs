@@ -20,7 +20,7 @@ use crate::engine::similarity;
 use crate::error::Result;
 use crate::model::{DaconHead, HeadConfig, Version};
 use crate::pool::PoolGrid;
-use crate::resize::bilinear;
+use crate::resize::model_input;
 use crate::weights::{tensor, RawTensor, Values, WeightMap};
 
 /// Softmax temperature.
@@ -310,18 +310,6 @@ impl Trainer {
             .and_then(|j| serde_json::from_str(j).ok()))
     }
 
-    fn rgb(art: &LineArt, size: [usize; 2]) -> Vec<f32> {
-        let rgba = art.rgba();
-        let (w, h) = (rgba.width() as usize, rgba.height() as usize);
-        let mut rgb = vec![0f32; 3 * h * w];
-        for (i, p) in rgba.pixels().enumerate() {
-            for c in 0..3 {
-                rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
-            }
-        }
-        bilinear(&rgb, 3, h, w, size[0], size[1])
-    }
-
     /// Raw DINO segment features (constant) and fused features (tracked).
     fn dino_map(&self, f: &TrainFrame) -> (Vec<f32>, [usize; 3]) {
         let key = f.key.as_ref().filter(|_| self.use_cache);
@@ -330,7 +318,11 @@ impl Trainer {
                 return hit.clone();
             }
         }
-        let x = tensor(Self::rgb(&f.art, [518, 518]), [1, 3, 518, 518], &self.plain);
+        let x = tensor(
+            model_input(&f.art, [518, 518]),
+            [1, 3, 518, 518],
+            &self.plain,
+        );
         let map = self.dino.forward(x);
         let shape = map.dims();
         let out = (map.values(), shape);
@@ -352,7 +344,11 @@ impl Trainer {
         let grid = PoolGrid::new(&f.seg, pool);
         let l = grid.segments();
         let raw = grid.pool(&map, d, dh, dw);
-        let x = tensor(Self::rgb(&f.art, [512, 512]), [1, 3, 512, 512], &self.train);
+        let x = tensor(
+            model_input(&f.art, [512, 512]),
+            [1, 3, 512, 512],
+            &self.train,
+        );
         let unet = self.head.unet.forward(x);
         let [_, c, uh, uw] = unet.dims();
         let weights: Tensor<2> = tensor(grid.dense_weights(uh, uw), [l, uh * uw], &self.train);

@@ -124,7 +124,11 @@ fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Resu
 }
 
 /// The neural feature stage split into its parts.
-fn neural_stages(m: &dacon_neural::DaconEngine, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
+fn neural_stages(
+    m: &dacon_neural::DaconEngine,
+    input: &std::path::Path,
+    args: &BenchArgs,
+) -> Result<()> {
     let art = LineArt::open(input)?;
     let seg = Segmentation::from_line_art(&art)?;
     let frame = Frame { art, seg };
