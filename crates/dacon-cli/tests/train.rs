@@ -154,7 +154,7 @@ fn training_lowers_the_loss_and_raises_held_out_accuracy() {
     );
     let before = held_out_acc(d, &v, &v.join("dacon_tiny_train_v1_1.pth"), "before.json");
     let after = held_out_acc(d, &v, &d.join("run/last.safetensors"), "after.json");
-    // Measured: 0.49 -> 1.00 on a cut never trained on.
+    // Measured: 0.485 -> 0.915 on a cut never trained on.
     assert!(
         after >= before + 0.2,
         "held-out Acc-Thresh {before:.3} -> {after:.3}"
