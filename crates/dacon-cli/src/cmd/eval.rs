@@ -102,7 +102,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if !args.quiet {
         let n = report.frames.len();
         eprintln!(
-            "{n} frames in {:.2} s ({:.1} frames/s); engine {:.2} s of CPU time, scoring and I/O the rest",
+            "{n} frames in {:.2} s ({:.1} frames/s); engine time {:.2} s summed over threads",
             wall.as_secs_f64(),
             n as f64 / wall.as_secs_f64().max(1e-9),
             engine.as_secs_f64()
