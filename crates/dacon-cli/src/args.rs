@@ -246,7 +246,7 @@ pub enum WeightsCommand {
     ///
     /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
     /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
-    /// `$HF_ENDPOINT` (default https://huggingface.co). Prints the path to
+    /// `$HF_ENDPOINT` (default `https://huggingface.co`). Prints the path to
     /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
     /// them from the links in the DACoN repository.
     ///
