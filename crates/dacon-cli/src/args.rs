@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Line art is split into closed regions (segments); each segment of a target
 /// frame takes the colour of the matching segment of coloured references.
-/// The subcommands expose each step: `segment`, `colors`, `render`.
+/// `colorize` is the main job (weight-free `classic` engine by default, or
+/// DACoN with `--checkpoint` and `--dino`); `segment`, `colors` and `render`
+/// expose its steps; `eval` scores on PaintBucket-Character; `train` trains.
+///
+/// Try it without any download: `dacon example --out cut && dacon colorize cut --propagate`.
 #[derive(Debug, Parser)]
 #[command(
     name = "dacon",
@@ -173,6 +177,14 @@ pub struct TrainArgs {
     /// Append one JSON line per step (`step`, `loss`, `ce`, `l1`, ...).
     #[arg(long, value_name = "FILE")]
     pub log_jsonl: Option<PathBuf>,
+    /// Validate after every epoch on this benchmark layout (the `eval`
+    /// protocol of --val-protocol); results go to the log and stderr.
+    #[arg(long, value_name = "ROOT")]
+    pub val_data: Option<PathBuf>,
+    /// Validation protocol (consecutive uses clip interval 20, keyframe all
+    /// design sheets).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Consecutive)]
+    pub val_protocol: ProtocolArg,
     /// Recompute the frozen DINO maps every time (to measure the cache).
     #[arg(long)]
     pub no_cache: bool,

@@ -57,32 +57,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             .collect(),
         None => {
             let save = args.save_pred.as_deref();
-            let run_all = |f: &(dyn Fn(&Clip, &Task) -> Result<FrameScore> + Sync)| -> Vec<Result<FrameScore>> {
-                tasks
-                    .par_iter()
-                    .map(|(ci, t)| {
-                        let r = f(&clips[*ci], t);
-                        pb.inc(1);
-                        r
-                    })
-                    .collect()
-            };
             match engine.as_ref().expect("loaded above") {
-                Engine::Classic(m) => {
-                    let ctx = EngineRun {
-                        matcher: m,
-                        save,
-                        engine_time: &engine_time,
-                    };
-                    run_all(&|c, t| ctx.run(c, t))
-                }
+                Engine::Classic(m) => engine_scores(m, &clips, &tasks, save, &engine_time, &pb),
                 Engine::Dacon(m) => {
-                    let ctx = EngineRun {
-                        matcher: m.as_ref(),
-                        save,
-                        engine_time: &engine_time,
-                    };
-                    run_all(&|c, t| ctx.run(c, t))
+                    engine_scores(m.as_ref(), &clips, &tasks, save, &engine_time, &pb)
                 }
             }
         }
@@ -172,6 +150,30 @@ fn score_file(clip: &Clip, task: &Task, dir: &Path) -> Result<FrameScore> {
         ColorTable::default()
     };
     Ok(score(clip, task.target, &seg, &truth, &pred)?)
+}
+
+/// Runs an engine on every task and scores it (also `train`'s validation).
+pub(crate) fn engine_scores<M: Matcher>(
+    matcher: &M,
+    clips: &[Clip],
+    tasks: &[(usize, Task)],
+    save: Option<&Path>,
+    engine_time: &Mutex<Duration>,
+    pb: &indicatif::ProgressBar,
+) -> Vec<Result<FrameScore>> {
+    let ctx = EngineRun {
+        matcher,
+        save,
+        engine_time,
+    };
+    tasks
+        .par_iter()
+        .map(|(ci, t)| {
+            let r = ctx.run(&clips[*ci], t);
+            pb.inc(1);
+            r
+        })
+        .collect()
 }
 
 struct EngineRun<'a, M> {

@@ -3,7 +3,7 @@
 mod bench;
 mod colorize;
 mod colors;
-mod eval;
+pub(crate) mod eval;
 mod example;
 mod render;
 mod segment;

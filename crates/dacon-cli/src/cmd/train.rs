@@ -4,12 +4,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use dacon_core::dataset::{open_clips, Clip, Need};
+use dacon_core::eval::Report;
 use dacon_core::imageio::read_picture;
+use dacon_core::protocol::{Protocol, RefShot, Task};
 use dacon_core::{ColorTable, LineArt, Segmentation};
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
+use dacon_neural::DaconEngine;
 
-use crate::args::TrainArgs;
+use crate::args::{ProtocolArg, TrainArgs};
 use crate::batch::progress;
 
 /// Frames of one character, by name, in order.
@@ -186,7 +190,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let adam = Adam::new(args.lr);
     let started = Instant::now();
     let mut step = start_step;
+    let validation = match &args.val_data {
+        Some(root) => Some(
+            open_clips(root, Need::Evaluation)
+                .with_context(|| format!("{}: validation data", root.display()))?,
+        ),
+        None => None,
+    };
+    let mut last_epoch = 0;
     'epochs: for epoch in 0..args.epochs.max(1) {
+        if epoch > last_epoch {
+            if let Some(v) = &validation {
+                validate(&trainer, v, args, last_epoch, log.as_mut())?;
+            }
+            last_epoch = epoch;
+        }
         let pairs = epoch_pairs(&chars, args, epoch)?;
         for (b, chunk) in pairs.chunks(batch).enumerate() {
             let global = u64::from(epoch) * steps_per_epoch + b as u64;
@@ -234,6 +252,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
     }
     pb.finish_and_clear();
+    if let Some(v) = &validation {
+        validate(&trainer, v, args, last_epoch, log.as_mut())?;
+    }
     if let Some(o) = &args.out {
         let p = save(&trainer, o, args)?;
         println!("checkpoint: {}", p.display());
@@ -245,6 +266,50 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "{n} steps in {secs:.1} s ({:.2} pairs/s)",
             (n as f64 * batch as f64) / secs.max(1e-9)
         );
+    }
+    Ok(())
+}
+
+/// Scores the current weights on the validation clips and logs the result.
+fn validate(
+    trainer: &Trainer,
+    clips: &[Clip],
+    args: &TrainArgs,
+    epoch: u32,
+    log: Option<&mut std::fs::File>,
+) -> Result<()> {
+    let protocol = match args.val_protocol {
+        ProtocolArg::Consecutive => Protocol::consecutive(Some(20)),
+        ProtocolArg::Keyframe => Protocol::keyframe(RefShot::Max),
+    };
+    let tasks: Vec<(usize, Task)> = clips
+        .iter()
+        .enumerate()
+        .flat_map(|(ci, c)| protocol.tasks(c).into_iter().map(move |t| (ci, t)))
+        .collect();
+    let engine = DaconEngine::from_weights(
+        trainer.params.clone(),
+        WeightMap::open(&args.dino)?,
+        args.dino_heads,
+        &dacon_neural::Device::default(),
+    )?;
+    let pb = progress(tasks.len() as u64, true, "frames");
+    let time = std::sync::Mutex::new(std::time::Duration::ZERO);
+    let mut report = Report::default();
+    for s in crate::cmd::eval::engine_scores(&engine, clips, &tasks, None, &time, &pb) {
+        report.frames.push(s?);
+    }
+    let overall = report.overall();
+    if !args.quiet {
+        eprintln!(
+            "validation after epoch {epoch}: Acc {:.4}, Acc-Thresh {:.4} over {} frames",
+            overall.metrics.acc, overall.metrics.acc_thresh, overall.frames
+        );
+    }
+    if let Some(f) = log {
+        let line =
+            serde_json::json!({ "epoch": epoch, "step": trainer.step, "validation": overall });
+        writeln!(f, "{line}").context("writing the log")?;
     }
     Ok(())
 }
