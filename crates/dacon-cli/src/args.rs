@@ -203,6 +203,17 @@ pub enum SyntheticModel {
     Vitl14,
 }
 
+impl SyntheticModel {
+    /// Width and depth of the backbone.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            SyntheticModel::Vits14 => (384, 12),
+            SyntheticModel::Vitb14 => (768, 12),
+            SyntheticModel::Vitl14 => (1024, 24),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum VersionArg {
     /// DACoN v1.0.
@@ -263,6 +274,22 @@ pub enum WeightsCommand {
     /// them from the links in the DACoN repository.
     ///
     /// Example: dacon weights fetch dinov2-small
+    /// Write random weights with the shapes of the released models (a
+    /// DINOv2 and a DACoN checkpoint, safetensors) for benchmarks of any
+    /// command without downloads. Results are meaningless colours.
+    ///
+    /// Example: dacon weights synthetic --model vits14 --out /tmp/w
+    Synthetic {
+        /// Backbone shape.
+        #[arg(long, value_enum, default_value_t = SyntheticModel::Vits14)]
+        model: SyntheticModel,
+        /// DACoN version of the checkpoint.
+        #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
+        dacon_version: VersionArg,
+        /// Output folder.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: PathBuf,
+    },
     Fetch {
         /// Models to download.
         #[arg(required = true, value_name = "NAME")]

@@ -15,11 +15,7 @@ pub enum Engine {
 impl Engine {
     /// An engine with random weights of a released shape (benchmarks).
     pub fn synthetic(model: SyntheticModel, version: VersionArg) -> Result<Engine> {
-        let (dim, depth) = match model {
-            SyntheticModel::Vits14 => (384, 12),
-            SyntheticModel::Vitb14 => (768, 12),
-            SyntheticModel::Vitl14 => (1024, 24),
-        };
+        let (dim, depth) = model.shape();
         let engine = DaconEngine::from_weights(
             dacon_neural::synthetic::dacon(dim, version == VersionArg::V1_0),
             dacon_neural::synthetic::dino(dim, depth),

@@ -22,6 +22,25 @@ pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        WeightsCommand::Synthetic {
+            model,
+            dacon_version,
+            out,
+        } => {
+            let (dim, depth) = model.shape();
+            std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+            let v10 = *dacon_version == crate::args::VersionArg::V1_0;
+            let dino = out.join(format!("dinov2_synthetic_{dim}x{depth}.safetensors"));
+            let ckpt = out.join(format!(
+                "dacon_synthetic_{}.safetensors",
+                if v10 { "v1_0" } else { "v1_1" }
+            ));
+            dacon_neural::synthetic::dino(dim, depth)
+                .save_safetensors(&dino, Default::default())?;
+            dacon_neural::synthetic::dacon(dim, v10).save_safetensors(&ckpt, Default::default())?;
+            println!("--dino {} --checkpoint {}", dino.display(), ckpt.display());
+            Ok(ExitCode::SUCCESS)
+        }
         WeightsCommand::Fetch { names, cache } => {
             for n in names {
                 let path = fetch(n, cache.clone())?;
