@@ -171,12 +171,17 @@ pub struct TrainArgs {
     /// Checkpoint folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Save a checkpoint every N steps (and always at the end).
+    /// Save a checkpoint every N steps (and always at the end of every
+    /// epoch and of the run).
     #[arg(long, value_name = "N")]
     pub save_every: Option<u64>,
     /// Append one JSON line per step (`step`, `loss`, `ce`, `l1`, ...).
     #[arg(long, value_name = "FILE")]
     pub log_jsonl: Option<PathBuf>,
+    /// Threads that load (and, without labels, segment) the frames of a
+    /// batch in parallel.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
     /// Validate after every epoch on this benchmark layout (the `eval`
     /// protocol of --val-protocol); results go to the log and stderr.
     #[arg(long, value_name = "ROOT")]

@@ -12,6 +12,7 @@ use dacon_core::{ColorTable, LineArt, Segmentation};
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
 use dacon_neural::DaconEngine;
+use rayon::prelude::*;
 
 use crate::args::{ProtocolArg, TrainArgs};
 use crate::batch::progress;
@@ -198,8 +199,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => None,
     };
     let mut last_epoch = 0;
+    let loaders = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.workers as usize)
+        .build()?;
     'epochs: for epoch in 0..args.epochs.max(1) {
         if epoch > last_epoch {
+            // The end of the previous epoch: checkpoint and validation.
+            if let Some(o) = &args.out {
+                save(&trainer, o, args)?;
+            }
             if let Some(v) = &validation {
                 validate(&trainer, v, args, last_epoch, log.as_mut())?;
             }
@@ -214,13 +222,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             if step >= total_steps {
                 break 'epochs;
             }
-            for (ch, s, t) in chunk {
-                for f in [s, t] {
-                    let key = format!("{ch}/{f}");
-                    if !frames.contains_key(&key) {
-                        frames.insert(key.clone(), load_frame(ch, &chars[ch], f)?);
-                    }
-                }
+            // Frames this batch needs that are not loaded yet, in parallel.
+            let mut missing: Vec<(String, String)> = chunk
+                .iter()
+                .flat_map(|(ch, s, t)| [(ch.clone(), s.clone()), (ch.clone(), t.clone())])
+                .filter(|(ch, f)| !frames.contains_key(&format!("{ch}/{f}")))
+                .collect();
+            missing.sort();
+            missing.dedup();
+            let loaded: Vec<Result<(String, TrainFrame)>> = loaders.install(|| {
+                missing
+                    .par_iter()
+                    .map(|(ch, f)| Ok((format!("{ch}/{f}"), load_frame(ch, &chars[ch], f)?)))
+                    .collect()
+            });
+            for l in loaded {
+                let (k, f) = l?;
+                frames.insert(k, f);
             }
             let refs: Vec<(&TrainFrame, &TrainFrame)> = chunk
                 .iter()
