@@ -27,9 +27,10 @@ pub struct PoolGrid {
     pub height: usize,
     /// Pooled grid width.
     pub width: usize,
-    /// `(cell index, segment index 0-based)`, grouped by segment.
-    members: Vec<(u32, u32)>,
-    /// Start of every segment's run in `members` (`segments + 1` entries).
+    /// Cell indices, grouped by segment (segment `s` owns
+    /// `cells[starts[s]..starts[s + 1]]`).
+    cells: Vec<u32>,
+    /// Start of every segment's run in `cells` (`segments + 1` entries).
     starts: Vec<usize>,
 }
 
@@ -76,7 +77,7 @@ impl PoolGrid {
         PoolGrid {
             height: oh,
             width: ow,
-            members: members.into_iter().map(|(s, c)| (c, s)).collect(),
+            cells: members.into_iter().map(|(_, c)| c).collect(),
             starts,
         }
     }
@@ -96,10 +97,10 @@ impl PoolGrid {
         let n = self.segments();
         let mut out = vec![0f64; n * fh * fw];
         for s in 0..n {
-            let cells = &self.members[self.starts[s]..self.starts[s + 1]];
+            let cells = &self.cells[self.starts[s]..self.starts[s + 1]];
             let row = &mut out[s * fh * fw..(s + 1) * fh * fw];
             let inv = 1.0 / cells.len().max(1) as f64;
-            for &(c, _) in cells {
+            for &c in cells {
                 let (y, x) = (c as usize / self.width, c as usize % self.width);
                 let (i0, i1, a0, a1) = ty[y];
                 let (j0, j1, b0, b1) = tx[x];
@@ -128,13 +129,13 @@ impl PoolGrid {
         let mut window: Vec<f64> = Vec::new();
         let mut acc = vec![0f64; channels];
         for s in 0..n {
-            let cells = &self.members[self.starts[s]..self.starts[s + 1]];
+            let cells = &self.cells[self.starts[s]..self.starts[s + 1]];
             if cells.is_empty() {
                 continue; // official: mask sum clamped, feature 0
             }
             // The feature-grid window the segment's taps touch.
             let (mut i_lo, mut i_hi, mut j_lo, mut j_hi) = (usize::MAX, 0, usize::MAX, 0);
-            for &(c, _) in cells {
+            for &c in cells {
                 let (y, x) = (c as usize / self.width, c as usize % self.width);
                 i_lo = i_lo.min(ty[y].0);
                 i_hi = i_hi.max(ty[y].1);
@@ -144,7 +145,7 @@ impl PoolGrid {
             let (wh, ww) = (i_hi - i_lo + 1, j_hi - j_lo + 1);
             window.clear();
             window.resize(wh * ww, 0.0);
-            for &(c, _) in cells {
+            for &c in cells {
                 let (y, x) = (c as usize / self.width, c as usize % self.width);
                 let (i0, i1, a0, a1) = ty[y];
                 let (j0, j1, b0, b1) = tx[x];
