@@ -71,7 +71,9 @@ struct ClipRun<'a, M> {
 /// One finished frame: what later frames and the summary need.
 struct Done<F> {
     name: String,
-    features: F,
+    /// Kept only with --propagate, where the frame becomes a reference:
+    /// features of a whole cut would otherwise pile up in memory.
+    features: Option<F>,
     colors: ColorTable,
     review: Vec<serde_json::Value>,
     score: Option<Metrics>,
@@ -97,15 +99,28 @@ impl<M: Matcher> ClipRun<'_, M> {
                     .iter()
                     .map(|(features, colors)| Reference { features, colors })
                     .collect();
-                all.extend(recent.iter().map(|d| Reference {
-                    features: &d.features,
-                    colors: &d.colors,
+                all.extend(recent.iter().filter_map(|d| {
+                    d.features.as_ref().map(|features| Reference {
+                        features,
+                        colors: &d.colors,
+                    })
                 }));
                 let r = self.frame(f, &all);
                 if let Err(e) = &r {
                     pb.println(format!("{}: {e:#}", f.line.display()));
                 }
                 done.push(r);
+                // Finished frames that left the window are no reference
+                // any more: drop their features.
+                let window = self.args.window as usize;
+                if let Some(old) = done
+                    .iter_mut()
+                    .rev()
+                    .filter_map(|d| d.as_mut().ok())
+                    .nth(window)
+                {
+                    old.features = None;
+                }
                 pb.inc(1);
             }
             done
@@ -171,17 +186,23 @@ impl<M: Matcher> ClipRun<'_, M> {
         refs: &[Reference<'_, M::Features>],
     ) -> Result<Done<M::Features>> {
         let frame = self.load(&f.line)?;
-        let features = self.matcher.features(&frame).map_err(anyhow::Error::new)?;
         let [png, json, conf] = self.paths(&f.name);
         let complete = png.is_file() && json.is_file() && conf.is_file();
-        let (colors, review) = if complete && !self.args.batch.force {
+        let resume = complete && !self.args.batch.force;
+        // Features are needed to predict, or to serve as a reference later.
+        let features = if !resume || self.args.propagate {
+            Some(self.matcher.features(&frame).map_err(anyhow::Error::new)?)
+        } else {
+            None
+        };
+        let (colors, review) = if resume {
             // Resume: a finished frame is read back (and still serves as a
             // reference in --propagate).
             (ColorTable::open(&json)?, Vec::new())
         } else {
             let p = self
                 .matcher
-                .predict(refs, &features)
+                .predict(refs, features.as_ref().expect("computed when predicting"))
                 .map_err(anyhow::Error::new)?;
             self.write(&frame, &p, [&png, &json, &conf])?;
             (
@@ -195,7 +216,7 @@ impl<M: Matcher> ClipRun<'_, M> {
         };
         Ok(Done {
             name: f.name.clone(),
-            features,
+            features: features.filter(|_| self.args.propagate),
             colors,
             review,
             score,
