@@ -125,7 +125,14 @@ pub enum Command {
     /// weights, --synthetic-model builds random weights of the released
     /// shapes (timings and memory are then real, colours meaningless).
     ///
+    /// With --train, measures training instead: seconds per step and pairs
+    /// per second with the frozen DINO features recomputed every time, kept
+    /// in memory, and read back from a disk cache by a new run (three
+    /// synthetic frames paired as the official sampler does, batch 1).
+    ///
     /// Example: dacon bench --synthetic-model vits14 --dacon-version v1_1
+    ///
+    /// Example: dacon bench --train --synthetic-model vitl14 --steps 2
     Bench(BenchArgs),
     /// Inspect model weights.
     #[command(subcommand)]
@@ -190,9 +197,17 @@ pub struct TrainArgs {
     /// design sheets).
     #[arg(long, value_enum, default_value_t = ProtocolArg::Consecutive)]
     pub val_protocol: ProtocolArg,
-    /// Recompute the frozen DINO maps every time (to measure the cache).
-    #[arg(long)]
+    /// Recompute the frozen DINO features every time (to measure the
+    /// cache). By default they are kept in memory (float32) for the run.
+    #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Keep the frozen DINO segment features in this folder (float16, one
+    /// small file per frame) instead of memory: later runs, resumes and
+    /// other experiments with the same backbone and data skip the backbone
+    /// entirely. Entries are keyed by a hash of the backbone weights, the
+    /// line art and the labels, so a stale entry is never used.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -254,6 +269,13 @@ pub struct BenchArgs {
     /// Worker threads for the tensor library and the engine.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// Measure training steps (needs --synthetic-model or --checkpoint and
+    /// --dino) instead of colouring.
+    #[arg(long)]
+    pub train: bool,
+    /// Timed training steps per cache mode (the median is reported).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), requires = "train")]
+    pub steps: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,16 +291,6 @@ pub enum WeightsCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Download DINOv2 weights from the Hugging Face hub into its standard
-    /// cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
-    ///
-    /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
-    /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
-    /// `$HF_ENDPOINT` (default `https://huggingface.co`). Prints the path to
-    /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
-    /// them from the links in the DACoN repository.
-    ///
-    /// Example: dacon weights fetch dinov2-small
     /// Write random weights with the shapes of the released models (a
     /// DINOv2 and a DACoN checkpoint, safetensors) for benchmarks of any
     /// command without downloads. Results are meaningless colours.
@@ -295,6 +307,16 @@ pub enum WeightsCommand {
         #[arg(long, short = 'o', value_name = "DIR")]
         out: PathBuf,
     },
+    /// Download DINOv2 weights from the Hugging Face hub into its standard
+    /// cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    ///
+    /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
+    /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
+    /// `$HF_ENDPOINT` (default `https://huggingface.co`). Prints the path to
+    /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
+    /// them from the links in the DACoN repository.
+    ///
+    /// Example: dacon weights fetch dinov2-small
     Fetch {
         /// Models to download.
         #[arg(required = true, value_name = "NAME")]

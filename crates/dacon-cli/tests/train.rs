@@ -190,3 +190,44 @@ fn resuming_continues_bit_identically() {
         "resumed checkpoint differs from the uninterrupted one"
     );
 }
+
+#[test]
+fn disk_feature_cache_is_reused_by_a_new_run_with_the_same_result() {
+    let Some(v) = shared("vectors/parity-v1") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    setup(d);
+    let run = |out: &str, log: &str| {
+        train(
+            d,
+            &v,
+            &[
+                "--max-steps",
+                "3",
+                "--out",
+                out,
+                "--cache-dir",
+                "cache",
+                "--log-jsonl",
+                log,
+            ],
+        );
+        jsonl(&d.join(log))
+    };
+    let first = run("a", "a.jsonl");
+    // Three steps of a 4-frame cut touch at least two distinct frames.
+    let computed = first[2]["features_computed"].as_u64().unwrap();
+    assert!(computed >= 2, "{first:?}");
+    let entries = std::fs::read_dir(d.join("cache")).unwrap().count() as u64;
+    assert_eq!(entries, computed);
+    let second = run("b", "b.jsonl");
+    assert_eq!(second[2]["features_computed"].as_u64(), Some(0));
+    assert_eq!(second[2]["features_cached"].as_u64(), Some(6));
+    // Fresh features are rounded to float16 like stored ones, so reading
+    // them back changes nothing.
+    let a = std::fs::read(d.join("a/step-000003.safetensors")).unwrap();
+    let b = std::fs::read(d.join("b/step-000003.safetensors")).unwrap();
+    assert!(a == b, "a run from the disk cache differs from the run that filled it");
+}

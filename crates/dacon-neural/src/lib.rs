@@ -2,6 +2,7 @@
 //! MLPs, fusion), on burn.
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod describe;
 pub mod dino;
 pub mod engine;

@@ -15,6 +15,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use dacon_core::{ColorTable, LineArt, Rgba, Segmentation};
 
+use crate::cache::{fingerprint, CacheMode, FeatureCache};
 use crate::dino::Dinov2;
 use crate::engine::similarity;
 use crate::error::Result;
@@ -39,23 +40,51 @@ pub struct TrainFrame {
     pub art: LineArt,
     /// Labels resized to 512x512.
     pub seg: Segmentation,
-    /// Colour of every segment (ids of the original labels).
+    /// Colour of every segment of `seg`.
     pub colors: ColorTable,
-    /// A name for the frozen-feature cache (`None`: never cached).
-    pub key: Option<String>,
 }
 
 impl TrainFrame {
     /// A frame from line art, its label map and its colour table; the labels
     /// are resized to 512x512 with nearest neighbour.
+    ///
+    /// Segments with no pixel left at 512x512 (thin or tiny regions of a
+    /// large frame) are dropped and the others renumbered in order: they have
+    /// no feature to learn from, and as zero vectors they would put NaN into
+    /// the normalisation's gradient. The parity sample loses none, so this
+    /// changes nothing there.
     pub fn new(art: LineArt, seg: &Segmentation, colors: ColorTable) -> Self {
+        let (seg, colors) = drop_vanished(resize_nearest(seg, SEG_SIZE, SEG_SIZE), &colors);
         TrainFrame {
             art,
-            seg: resize_nearest(seg, SEG_SIZE, SEG_SIZE),
+            seg,
             colors,
-            key: None,
         }
     }
+}
+
+/// Renumbers the segments that have pixels as 1..n, in order, with their
+/// colours (missing entries stay missing).
+fn drop_vanished(seg: Segmentation, colors: &ColorTable) -> (Segmentation, ColorTable) {
+    let counts = seg.pixel_counts();
+    if counts.iter().skip(1).all(|&c| c > 0) {
+        return (seg, colors.clone());
+    }
+    let mut new_id = vec![0u32; counts.len()];
+    let mut table = ColorTable::default();
+    let mut next = 0u32;
+    for (id, _) in counts.iter().enumerate().skip(1).filter(|(_, &c)| c > 0) {
+        next += 1;
+        new_id[id] = next;
+        if let Some(c) = colors.get(id as u32) {
+            table.set(next, c);
+        }
+    }
+    let labels = seg.labels().iter().map(|&l| new_id[l as usize]).collect();
+    (
+        Segmentation::with_count(seg.width(), seg.height(), labels, next),
+        table,
+    )
 }
 
 /// Nearest-neighbour resize of a label map (`floor(dst * in / out)`),
@@ -130,8 +159,6 @@ pub struct StepLoss {
 
 type Moments = std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>;
 
-/// Frozen DINO maps (`[D, h, w]` values and shape) by frame key.
-type DinoCache = std::sync::Mutex<std::collections::HashMap<String, (Vec<f32>, [usize; 3])>>;
 
 /// A frozen DINOv2 and a trainable head.
 ///
@@ -152,11 +179,8 @@ pub struct Trainer {
     pub moments: Moments,
     /// Optimisation steps taken.
     pub step: u64,
-    /// Frozen DINO maps by frame key: the backbone is not trained, so its
-    /// output for a frame never changes (kept in f32).
-    cache: DinoCache,
-    /// Whether to use the cache.
-    pub use_cache: bool,
+    /// Segment-pooled frozen DINO features per frame (in memory by default).
+    pub cache: FeatureCache,
     plain: Device,
     train: Device,
 }
@@ -171,6 +195,7 @@ impl Trainer {
         heads: Option<usize>,
         device: &Device,
     ) -> Result<Self> {
+        let backbone = fingerprint(&dino);
         let (dino, _) = Dinov2::load(dino, heads, device)?;
         let train = device.clone().autodiff();
         let config = DaconHead::inspect(&init)?;
@@ -195,11 +220,19 @@ impl Trainer {
             params,
             moments,
             step: 0,
-            cache: Default::default(),
-            use_cache: true,
+            cache: FeatureCache::new(CacheMode::Memory, backbone)?,
             plain: device.clone(),
             train,
         })
+    }
+
+    /// Replaces the feature cache (an empty one of `mode`, same backbone).
+    ///
+    /// # Errors
+    /// [`crate::Error::Read`] when a disk cache folder cannot be created.
+    pub fn set_cache(&mut self, mode: CacheMode) -> Result<()> {
+        self.cache = FeatureCache::new(mode, self.cache.backbone())?;
+        Ok(())
     }
 
     /// One Adam step on the mean loss of `pairs` (source, target).
@@ -215,7 +248,7 @@ impl Trainer {
         let mut total: Option<Tensor<1>> = None;
         let (mut ce, mut l1) = (0f32, 0f32);
         for (s, t) in pairs {
-            let out = self.loss(s, t);
+            let out = self.loss(s, t)?;
             ce += out.ce;
             l1 += out.l1;
             total = Some(match total {
@@ -310,40 +343,37 @@ impl Trainer {
             .and_then(|j| serde_json::from_str(j).ok()))
     }
 
-    /// Raw DINO segment features (constant) and fused features (tracked).
-    fn dino_map(&self, f: &TrainFrame) -> (Vec<f32>, [usize; 3]) {
-        let key = f.key.as_ref().filter(|_| self.use_cache);
-        if let Some(k) = key {
-            if let Some(hit) = self.cache.lock().expect("not poisoned").get(k) {
-                return hit.clone();
-            }
-        }
-        let x = tensor(
-            model_input(&f.art, [518, 518]),
-            [1, 3, 518, 518],
-            &self.plain,
-        );
-        let map = self.dino.forward(x);
-        let shape = map.dims();
-        let out = (map.values(), shape);
-        if let Some(k) = key {
-            self.cache
-                .lock()
-                .expect("not poisoned")
-                .insert(k.clone(), out.clone());
-        }
-        out
+    /// The frame's segment-pooled raw DINO features `[segments, D]`,
+    /// through the cache (they never change: the backbone is frozen).
+    fn raw_features(&self, f: &TrainFrame, grid: &PoolGrid, pool: [usize; 2]) -> Result<Vec<f32>> {
+        let labels: Vec<u8> = f.seg.labels().iter().flat_map(|l| l.to_le_bytes()).collect();
+        let dims: Vec<u8> = [f.art.width(), f.art.height(), pool[0] as u32, pool[1] as u32]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let key = self.cache.key(&[&dims, f.art.rgba().as_raw(), &labels]);
+        self.cache.get_or_compute(key, || {
+            let x = tensor(
+                model_input(&f.art, [518, 518]),
+                [1, 3, 518, 518],
+                &self.plain,
+            );
+            let map = self.dino.forward(x);
+            let [d, dh, dw] = map.dims();
+            grid.pool(&map.values(), d, dh, dw)
+        })
     }
 
-    fn features(&self, f: &TrainFrame) -> (Vec<f32>, Tensor<2>) {
-        let (map, [d, dh, dw]) = self.dino_map(f);
+    /// Raw DINO segment features (constant) and fused features (tracked).
+    fn features(&self, f: &TrainFrame) -> Result<(Vec<f32>, Tensor<2>)> {
         let pool = match self.config.version {
             Version::V1_0 => [f.seg.height() as usize, f.seg.width() as usize],
             Version::V1_1 => [SEG_SIZE, SEG_SIZE],
         };
         let grid = PoolGrid::new(&f.seg, pool);
         let l = grid.segments();
-        let raw = grid.pool(&map, d, dh, dw);
+        let raw = self.raw_features(f, &grid, pool)?;
+        let d = raw.len() / l.max(1);
         let x = tensor(
             model_input(&f.art, [512, 512]),
             [1, 3, 512, 512],
@@ -354,13 +384,16 @@ impl Trainer {
         let weights: Tensor<2> = tensor(grid.dense_weights(uh, uw), [l, uh * uw], &self.train);
         let seg_unet = weights.matmul(unet.reshape([c, uh * uw]).transpose());
         let raw_t: Tensor<2> = tensor(raw.clone(), [l, d], &self.train);
-        (raw, self.head.fuse(raw_t, seg_unet))
+        Ok((raw, self.head.fuse(raw_t, seg_unet)))
     }
 
     /// The loss of colouring `target` from `source`.
-    pub fn loss(&self, source: &TrainFrame, target: &TrainFrame) -> PairLoss {
-        let (raw_s, fused_s) = self.features(source);
-        let (raw_t, fused_t) = self.features(target);
+    ///
+    /// # Errors
+    /// [`crate::Error::Read`] when the feature cache cannot be written.
+    pub fn loss(&self, source: &TrainFrame, target: &TrainFrame) -> Result<PairLoss> {
+        let (raw_s, fused_s) = self.features(source)?;
+        let (raw_t, fused_t) = self.features(target)?;
         let d = raw_s.len() / source.seg.count().max(1) as usize;
         let dino_sim = similarity(&raw_t, &[&raw_s], d);
         let sim = cosine(fused_t, fused_s);
@@ -398,26 +431,56 @@ impl Trainer {
         let scalar = |t: &Tensor<1>| -> f32 { t.clone().detach().values()[0] };
         let (ce_v, l1_v) = (scalar(&ce), scalar(&l1));
         let total = ce * CE_SCALE + l1 * L1_SCALE;
-        PairLoss {
+        Ok(PairLoss {
             total,
             ce: ce_v,
             l1: l1_v,
             sim: sim.detach().values(),
             dino_sim,
-        }
+        })
     }
 }
 
 /// `normalize(a) @ normalize(b)^T` with `F.normalize` (eps 1e-12).
+///
+/// The clamp sits on the squared norm (1e-24 = eps^2, the same values) so
+/// that a zero row has a zero gradient, as in PyTorch, instead of the
+/// `0 * inf` of differentiating `sqrt` at 0.
 fn cosine(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     let n = |x: Tensor<2>| {
         let norm = x
             .clone()
             .powf_scalar(2.0)
             .sum_dim(1)
-            .sqrt()
-            .clamp_min(1e-12);
+            .clamp_min(1e-24)
+            .sqrt();
         x / norm
     };
     n(a).matmul(n(b).transpose())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vanished_segments_are_dropped_and_the_rest_renumbered() {
+        // Segment 2 is absent; segment 4 has no colour entry.
+        let seg = Segmentation::with_count(3, 1, vec![1, 3, 4], 4);
+        let mut colors = ColorTable::from_colors([[1, 0, 0, 255], [2, 0, 0, 255], [3, 0, 0, 255]]);
+        colors.set(5, [9, 9, 9, 255]);
+        let (s, c) = drop_vanished(seg, &colors);
+        assert_eq!(s.labels(), &[1, 2, 3]);
+        assert_eq!(s.count(), 3);
+        assert_eq!(c.get(1), Some([1, 0, 0, 255]));
+        assert_eq!(c.get(2), Some([3, 0, 0, 255]));
+        assert_eq!(c.get(3), None);
+    }
+
+    #[test]
+    fn nearest_resize_takes_the_floor_of_the_scaled_index() {
+        let seg = Segmentation::with_count(4, 1, vec![1, 2, 3, 4], 4);
+        assert_eq!(resize_nearest(&seg, 1, 2).labels(), &[1, 3]);
+        assert_eq!(resize_nearest(&seg, 1, 8).labels(), &[1, 1, 2, 2, 3, 3, 4, 4]);
+    }
 }

@@ -52,7 +52,7 @@ fn one_training_step_matches_official() {
             &device,
         )
         .unwrap();
-        let out = trainer.loss(&src, &tgt);
+        let out = trainer.loss(&src, &tgt).unwrap();
         let (_, want) = e.get(&format!("train.{ver}.sim"));
         let d = max_abs_diff(&out.sim, &want);
         assert!(d < 1e-4, "{ver} sim: {d}");
@@ -136,5 +136,57 @@ fn one_training_step_matches_official() {
             let d = max_abs_diff(&stepped, &want);
             assert!(d < 1e-6, "{ver} after Adam {name}: {d}");
         }
+    }
+}
+
+/// `frame` with its labels enlarged 3x (nearest) and one extra segment of a
+/// single pixel at (1, 1), which the resize to 512 never samples.
+fn frame_with_lost_segment(clip: &Path, name: &str) -> TrainFrame {
+    let seg = Segmentation::open(&clip.join(format!("seg/{name}.png"))).unwrap();
+    let (w, h) = (seg.width() as usize, seg.height() as usize);
+    let mut labels = Vec::with_capacity(9 * w * h);
+    for y in 0..3 * h {
+        labels.extend((0..3 * w).map(|x| seg.labels()[(y / 3) * w + x / 3]));
+    }
+    let extra = seg.count() + 1;
+    labels[3 * w + 1] = extra;
+    let big = Segmentation::with_count(3 * w as u32, 3 * h as u32, labels, extra);
+    let mut colors = ColorTable::open(&clip.join(format!("json_color/{name}.json"))).unwrap();
+    colors.set(extra, [1, 2, 3, 255]);
+    TrainFrame::new(
+        LineArt::open(&clip.join(format!("line/{name}.png"))).unwrap(),
+        &big,
+        colors,
+    )
+}
+
+#[test]
+fn segments_lost_at_512_are_left_out_of_the_loss() {
+    let Some(v) = vectors() else { return };
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v.join("expected/meta.json")).unwrap())
+            .unwrap();
+    let clip = v.join("train_data/trainclip");
+    let (src, tgt) = (
+        frame_with_lost_segment(&clip, "0000"),
+        frame_with_lost_segment(&clip, "0002"),
+    );
+    // floor(floor(2.25 y) / 3) = floor(0.75 y): the same 512 map as the
+    // official sample once the lost segment is gone.
+    assert_eq!(src.seg, frame(&clip, "0000").seg);
+    let trainer = Trainer::load(
+        WeightMap::open(&v.join("dacon_tiny_train_v1_1.pth")).unwrap(),
+        WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
+        None,
+        &Device::default(),
+    )
+    .unwrap();
+    let out = trainer.loss(&src, &tgt).unwrap();
+    let want = meta["train"]["v1_1"]["ce_loss"].as_f64().unwrap();
+    assert!((f64::from(out.ce) - want).abs() / want < 1e-4, "{}", out.ce);
+    let grads = out.total.backward();
+    for name in ["unet.final_conv.weight", "dino_mlp.fc1.weight"] {
+        let g = trainer.head.param(name).unwrap().grad(&grads).unwrap();
+        assert!(g.iter().all(|x| x.is_finite()), "{name}: non-finite gradient");
     }
 }

@@ -14,6 +14,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()?;
+    if args.train {
+        return pool.install(|| crate::cmd::bench_train::run(args));
+    }
     let engine = match args.synthetic_model {
         Some(m) => Engine::synthetic(m, args.dacon_version)?,
         None => Engine::load(&args.engine)?,
@@ -50,7 +53,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     result
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
@@ -155,7 +158,7 @@ fn neural_stages(
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

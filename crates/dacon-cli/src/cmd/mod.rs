@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
 mod bench;
+mod bench_train;
 mod colorize;
 mod colors;
 pub(crate) mod eval;

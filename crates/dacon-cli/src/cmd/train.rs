@@ -9,6 +9,7 @@ use dacon_core::eval::Report;
 use dacon_core::imageio::read_picture;
 use dacon_core::protocol::{Protocol, RefShot, Task};
 use dacon_core::{ColorTable, LineArt, Segmentation};
+use dacon_neural::cache::CacheMode;
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
 use dacon_neural::DaconEngine;
@@ -55,7 +56,7 @@ fn characters(root: &Path) -> Result<BTreeMap<String, Character>> {
 
 /// Loads a frame: the dataset's labels and table when present, otherwise
 /// segmentation of the line art and the table of the painted frame.
-fn load_frame(ch: &str, c: &Character, name: &str) -> Result<TrainFrame> {
+fn load_frame(c: &Character, name: &str) -> Result<TrainFrame> {
     let line = c.dir.join(format!("line/{name}.png"));
     let art = LineArt::open(&line)?;
     let seg_png = c.dir.join(format!("seg/{name}.png"));
@@ -70,9 +71,7 @@ fn load_frame(ch: &str, c: &Character, name: &str) -> Result<TrainFrame> {
         let colors = ColorTable::from_image(&seg, &pic.rgba, &gt.display().to_string())?;
         (seg, colors)
     };
-    let mut f = TrainFrame::new(art, &seg, colors);
-    f.key = Some(format!("{ch}/{name}"));
-    Ok(f)
+    Ok(TrainFrame::new(art, &seg, colors))
 }
 
 /// xorshift: small, seeded, the same on every platform.
@@ -165,7 +164,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut trainer = Trainer::load(WeightMap::open(&init_path)?, dino, args.dino_heads, &device)
         .context("loading the model")?;
     trainer.step = start_step;
-    trainer.use_cache = !args.no_cache;
+    trainer.set_cache(match (&args.cache_dir, args.no_cache) {
+        (Some(dir), _) => CacheMode::Disk(dir.clone()),
+        (None, true) => CacheMode::Off,
+        (None, false) => CacheMode::Memory,
+    })?;
     if let Some(o) = &args.out {
         std::fs::create_dir_all(o).with_context(|| format!("{}", o.display()))?;
     }
@@ -191,6 +194,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let adam = Adam::new(args.lr);
     let started = Instant::now();
     let mut step = start_step;
+    let mut done_pairs = 0u64;
     let validation = match &args.val_data {
         Some(root) => Some(
             open_clips(root, Need::Evaluation)
@@ -233,7 +237,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             let loaded: Vec<Result<(String, TrainFrame)>> = loaders.install(|| {
                 missing
                     .par_iter()
-                    .map(|(ch, f)| Ok((format!("{ch}/{f}"), load_frame(ch, &chars[ch], f)?)))
+                    .map(|(ch, f)| Ok((format!("{ch}/{f}"), load_frame(&chars[ch], f)?)))
                     .collect()
             });
             for l in loaded {
@@ -256,11 +260,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "lr": args.lr,
                 "pairs": chunk.iter().map(|(c, s, t)| format!("{c}:{s}:{t}")).collect::<Vec<_>>(),
                 "seconds": t0.elapsed().as_secs_f64(),
+                "features_computed": trainer.cache.stats().1,
+                "features_cached": trainer.cache.stats().0,
             });
             if let Some(f) = log.as_mut() {
                 writeln!(f, "{line}").context("writing the log")?;
             }
-            pb.set_message(format!("loss {:.4}", loss.loss));
+            let secs = started.elapsed().as_secs_f64();
+            done_pairs += chunk.len() as u64;
+            pb.set_message(format!(
+                "loss {:.4}, {:.3} pairs/s",
+                loss.loss,
+                done_pairs as f64 / secs.max(1e-9)
+            ));
             pb.inc(1);
             if let (Some(o), Some(every)) = (&args.out, args.save_every) {
                 if step % every == 0 {
@@ -280,9 +292,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if !args.quiet {
         let n = step - start_step;
         let secs = started.elapsed().as_secs_f64();
+        let (hits, misses) = trainer.cache.stats();
         eprintln!(
-            "{n} steps in {secs:.1} s ({:.2} pairs/s)",
-            (n as f64 * batch as f64) / secs.max(1e-9)
+            "{n} steps, {done_pairs} pairs in {secs:.1} s ({:.3} pairs/s); backbone features: {hits} from the cache, {misses} computed",
+            done_pairs as f64 / secs.max(1e-9)
         );
     }
     Ok(())

@@ -1,0 +1,129 @@
+//! `dacon bench --train`: training throughput with and without the
+//! frozen-feature cache.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dacon_core::synth::voronoi_frame;
+use dacon_core::{ColorTable, LineArt, Segmentation};
+use dacon_neural::cache::CacheMode;
+use dacon_neural::train::{Adam, TrainFrame, Trainer};
+use dacon_neural::weights::WeightMap;
+
+use super::bench::{median, peak_rss_mib};
+use crate::args::{BenchArgs, VersionArg};
+
+/// Frames i -> j as the official sampler draws them (offsets 0, +-1, +-2 of
+/// a three-frame clip); every frame is a source and a target.
+const PAIRS: [(usize, usize); 6] = [(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)];
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let (init, dino, what) = match (args.synthetic_model, &args.engine) {
+        (Some(m), _) => {
+            let (dim, depth) = m.shape();
+            let v1_0 = args.dacon_version == VersionArg::V1_0;
+            (
+                dacon_neural::synthetic::dacon(dim, v1_0),
+                dacon_neural::synthetic::dino(dim, depth),
+                format!("random weights of the released shapes ({m:?})"),
+            )
+        }
+        (
+            None,
+            crate::args::EngineOpts {
+                checkpoint: Some(c),
+                dino: Some(d),
+                ..
+            },
+        ) => (
+            WeightMap::open(c)?,
+            WeightMap::open(d)?,
+            format!("{} + {}", c.display(), d.display()),
+        ),
+        _ => bail!("bench --train needs --synthetic-model, or --checkpoint and --dino"),
+    };
+    let mut trainer = Trainer::load(
+        init,
+        dino,
+        args.engine.dino_heads,
+        &dacon_neural::Device::default(),
+    )
+    .context("loading the model")?;
+    let frames: Vec<TrainFrame> = [(0, 0), (6, 3), (12, 6)]
+        .into_iter()
+        .map(|shift| {
+            let f = voronoi_frame(args.size, args.cells, shift);
+            let art = LineArt::from_rgba(f.line, true);
+            let seg = Segmentation::from_line_art(&art)?;
+            let colors = ColorTable::from_image(&seg, &f.gt, "synthetic frame")?;
+            Ok(TrainFrame::new(art, &seg, colors))
+        })
+        .collect::<Result<_>>()?;
+    let adam = Adam::new(1e-4);
+    let n = args.steps as usize;
+    let mut next = 0usize;
+    let mut steps = |trainer: &mut Trainer, count: usize| -> Result<Vec<Duration>> {
+        (0..count)
+            .map(|_| {
+                let (s, t) = PAIRS[next % PAIRS.len()];
+                next += 1;
+                let t0 = Instant::now();
+                let loss = trainer.train_step(&[(&frames[s], &frames[t])], adam)?;
+                if !loss.loss.is_finite() {
+                    bail!("the loss is not finite ({})", loss.loss);
+                }
+                Ok(t0.elapsed())
+            })
+            .collect()
+    };
+    println!(
+        "training, {what}: DACoN {:?}, U-Net {:?}, DINO width {}, batch 1, {} threads, median of {n} steps",
+        trainer.config.version,
+        trainer.config.unet.hidden,
+        trainer.config.dino_dim,
+        rayon::current_num_threads()
+    );
+    let report = |name: &str, t: Duration| {
+        let s = t.as_secs_f64();
+        println!("  {name:<44} {s:>8.2} s/step  {:>8.4} pairs/s", 1.0 / s);
+    };
+
+    trainer.set_cache(CacheMode::Off)?;
+    let off = median(steps(&mut trainer, n)?);
+    report("backbone run on both frames of every pair", off);
+
+    trainer.set_cache(CacheMode::Memory)?;
+    // Two steps see all three frames once: the first epoch's cost.
+    let cold = median(steps(&mut trainer, 2)?);
+    let warm = median(steps(&mut trainer, n)?);
+    report("memory cache (f32), frames not yet seen", cold);
+    report("memory cache (f32), every later step", warm);
+
+    let dir = std::env::temp_dir().join(format!("dacon-bench-cache-{}", std::process::id()));
+    let disk = (|| {
+        trainer.set_cache(CacheMode::Disk(dir.clone()))?;
+        steps(&mut trainer, 2)?;
+        // A new cache on the same folder: a later run or a resume.
+        trainer.set_cache(CacheMode::Disk(dir.clone()))?;
+        Ok::<_, anyhow::Error>(median(steps(&mut trainer, n)?))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let disk = disk?;
+    let (hits, misses) = trainer.cache.stats();
+    if misses > 0 {
+        bail!("the disk cache missed {misses} of {} reads", hits + misses);
+    }
+    report("disk cache (f16) read by a new run", disk);
+    let ratio = |t: Duration| off.as_secs_f64() / t.as_secs_f64();
+    println!(
+        "  backbone share of an uncached step: {:.1} s; speed-up of every epoch after the first: {:.2}x (memory), {:.2}x (disk)",
+        (off.as_secs_f64() - warm.as_secs_f64()).max(0.0),
+        ratio(warm),
+        ratio(disk)
+    );
+    match peak_rss_mib() {
+        Some(p) => println!("  peak RSS {p:.1} MiB"),
+        None => println!("  peak RSS unavailable on this system"),
+    }
+    Ok(())
+}
