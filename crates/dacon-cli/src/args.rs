@@ -109,12 +109,14 @@ pub enum Command {
     /// `gt`. Each epoch every frame is a target once, its source drawn from
     /// the frames 0, +-1, +-2 away (wrapped), as the official pairing, with
     /// --seed; `--pair CHAR:SRC:TGT` (repeatable) replaces the pairing.
-    /// DINOv2 is frozen and its maps are cached per frame; the U-Net and
-    /// MLPs are trained with Adam. Checkpoints (safetensors: model, Adam
-    /// moments, step) go to --out every --save-every steps and at the end;
-    /// --resume continues from one. Every step is logged as a JSON line.
+    /// DINOv2 is frozen: its segment features are computed once per frame
+    /// and cached (in memory, or on disk with --cache-dir for later runs);
+    /// the U-Net and MLPs are trained with Adam. Checkpoints (safetensors:
+    /// model, Adam moments, step) go to --out every --save-every steps, at
+    /// every epoch end and at the end; --resume continues from one. Every
+    /// step is logged as a JSON line.
     ///
-    /// Example: dacon train --data PaintBucket_Char/train --init dacon_v1_1.pth --dino dinov2_vits14_pretrain.pth --epochs 5 --out runs/a
+    /// Example: dacon train --data PaintBucket_Char/train --init dacon_v1_1.pth --dino dinov2_vits14_pretrain.pth --epochs 5 --cache-dir cache/vits14 --out runs/a
     Train(TrainArgs),
     /// Measure speed and memory of the whole pipeline on one frame.
     ///
@@ -166,15 +168,16 @@ pub struct TrainArgs {
     /// Stop after this many steps in total.
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u64>,
-    /// Pairs per step.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+    /// Pairs per step [default: 1, or the checkpoint's with --resume].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
-    /// Seed of the pairing and the order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the pairing and the order [default: 0, or the checkpoint's
+    /// with --resume].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Checkpoint folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -201,6 +204,10 @@ pub struct TrainArgs {
     /// cache). By default they are kept in memory (float32) for the run.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Size limit of the in-memory feature cache, in MB (a ViT-L frame of
+    /// 300 segments takes 1.2 MB); frames beyond it are recomputed.
+    #[arg(long, value_name = "MB", default_value_t = 4096)]
+    pub cache_memory_mb: u64,
     /// Keep the frozen DINO segment features in this folder (float16, one
     /// small file per frame) instead of memory: later runs, resumes and
     /// other experiments with the same backbone and data skip the backbone

@@ -189,6 +189,32 @@ fn resuming_continues_bit_identically() {
         a == b,
         "resumed checkpoint differs from the uninterrupted one"
     );
+    // Another seed would change the data order: refused before any step.
+    let dino = v.join("dinov2_tiny_pretrain.pth");
+    let run = dacon(
+        d,
+        &[
+            "train",
+            "--data",
+            "data",
+            "--dino",
+            dino.to_str().unwrap(),
+            "--resume",
+            "split/step-000002.safetensors",
+            "--seed",
+            "5",
+            "--out",
+            "other",
+        ],
+    )
+    .fails();
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains("--seed 5 differs"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.join("other").exists());
 }
 
 #[test]
@@ -224,10 +250,27 @@ fn disk_feature_cache_is_reused_by_a_new_run_with_the_same_result() {
     assert_eq!(entries, computed);
     let second = run("b", "b.jsonl");
     assert_eq!(second[2]["features_computed"].as_u64(), Some(0));
-    assert_eq!(second[2]["features_cached"].as_u64(), Some(6));
+    // Every frame of every step read back: two per pair, one where a frame
+    // is paired with itself.
+    let reads: u64 = second
+        .iter()
+        .flat_map(|l| l["pairs"].as_array().unwrap().clone())
+        .map(|p| {
+            let p = p.as_str().unwrap().split(':').collect::<Vec<_>>();
+            if p[1] == p[2] {
+                1
+            } else {
+                2
+            }
+        })
+        .sum();
+    assert_eq!(second[2]["features_cached"].as_u64(), Some(reads));
     // Fresh features are rounded to float16 like stored ones, so reading
     // them back changes nothing.
     let a = std::fs::read(d.join("a/step-000003.safetensors")).unwrap();
     let b = std::fs::read(d.join("b/step-000003.safetensors")).unwrap();
-    assert!(a == b, "a run from the disk cache differs from the run that filled it");
+    assert!(
+        a == b,
+        "a run from the disk cache differs from the run that filled it"
+    );
 }

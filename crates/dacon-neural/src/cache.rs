@@ -6,7 +6,9 @@
 //! map: a few hundred rows instead of `D x 37 x 37`, and the pooling is
 //! skipped too.
 //!
-//! - [`CacheMode::Memory`]: float32, exact, for this run only.
+//! - [`CacheMode::Memory`]: float32, exact, for this run only, up to a size
+//!   (a ViT-L frame of 300 segments takes 1.2 MB; beyond the limit frames
+//!   are computed every time).
 //! - [`CacheMode::Disk`]: one safetensors file per frame in a folder, float16
 //!   (relative error <= 2^-11 per value), shared by later runs, resumes and
 //!   other experiments with the same backbone. So that a run gives the same
@@ -34,8 +36,11 @@ use crate::weights::WeightMap;
 pub enum CacheMode {
     /// Recompute the backbone for every use.
     Off,
-    /// Keep float32 features in memory for this run.
-    Memory,
+    /// Keep float32 features in memory for this run, at most `max_bytes`.
+    Memory {
+        /// Size limit of the stored features.
+        max_bytes: u64,
+    },
     /// Keep float16 features in files under this folder.
     Disk(PathBuf),
 }
@@ -46,6 +51,8 @@ pub struct FeatureCache {
     mode: CacheMode,
     backbone: u128,
     memory: Mutex<HashMap<u128, Vec<f32>>>,
+    memory_bytes: AtomicU64,
+    memory_full: std::sync::atomic::AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -84,6 +91,8 @@ impl FeatureCache {
             mode,
             backbone,
             memory: Mutex::default(),
+            memory_bytes: AtomicU64::new(0),
+            memory_full: Default::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
@@ -97,6 +106,11 @@ impl FeatureCache {
     /// Its mode.
     pub fn mode(&self) -> &CacheMode {
         &self.mode
+    }
+
+    /// Whether the memory cache reached its limit and stopped storing.
+    pub fn memory_full(&self) -> bool {
+        self.memory_full.load(Ordering::Relaxed)
     }
 
     /// (hits, misses) so far.
@@ -134,17 +148,23 @@ impl FeatureCache {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 Ok(compute())
             }
-            CacheMode::Memory => {
+            CacheMode::Memory { max_bytes } => {
                 if let Some(hit) = self.memory.lock().expect("not poisoned").get(&key) {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(hit.clone());
                 }
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 let v = compute();
-                self.memory
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(key, v.clone());
+                let size = 4 * v.len() as u64;
+                if self.memory_bytes.load(Ordering::Relaxed) + size <= *max_bytes {
+                    self.memory_bytes.fetch_add(size, Ordering::Relaxed);
+                    self.memory
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(key, v.clone());
+                } else {
+                    self.memory_full.store(true, Ordering::Relaxed);
+                }
                 Ok(v)
             }
             CacheMode::Disk(dir) => {
@@ -190,7 +210,8 @@ fn write_entry(path: &Path, values: &[f16]) -> Result<()> {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![values.len()], &bytes)
             .map_err(|e| fail(e.to_string()))?;
-    let out = safetensors::serialize([("features", view)], None).map_err(|e| fail(e.to_string()))?;
+    let out =
+        safetensors::serialize([("features", view)], None).map_err(|e| fail(e.to_string()))?;
     dacon_core::imageio::write_atomic(path, &out)?;
     Ok(())
 }
@@ -201,12 +222,21 @@ mod tests {
 
     #[test]
     fn memory_cache_computes_once() {
-        let c = FeatureCache::new(CacheMode::Memory, 7).unwrap();
+        let c = FeatureCache::new(CacheMode::Memory { max_bytes: 8 }, 7).unwrap();
         let k = c.key(&[b"frame"]);
         assert_eq!(c.get_or_compute(k, || vec![0.1, 0.2]).unwrap(), [0.1, 0.2]);
-        let again = c.get_or_compute(k, || panic!("must not recompute")).unwrap();
+        let again = c
+            .get_or_compute(k, || panic!("must not recompute"))
+            .unwrap();
         assert_eq!(again, [0.1, 0.2]);
         assert_eq!(c.stats(), (1, 1));
+        assert!(!c.memory_full());
+        // Over the limit (8 bytes): computed, returned, not kept.
+        let k2 = c.key(&[b"other"]);
+        assert_eq!(c.get_or_compute(k2, || vec![0.5]).unwrap(), [0.5]);
+        assert!(c.memory_full());
+        assert_eq!(c.get_or_compute(k2, || vec![0.5]).unwrap(), [0.5]);
+        assert_eq!(c.stats(), (1, 3));
     }
 
     #[test]
@@ -231,13 +261,18 @@ mod tests {
         // A fresh value is already rounded, so reads and computations agree.
         assert_eq!(first.get_or_compute(k, || values.clone()).unwrap(), rounded);
         let second = FeatureCache::new(CacheMode::Disk(dir.path().into()), 3).unwrap();
-        let read = second.get_or_compute(k, || panic!("must be on disk")).unwrap();
+        let read = second
+            .get_or_compute(k, || panic!("must be on disk"))
+            .unwrap();
         assert_eq!(read, rounded);
         for (r, v) in read.iter().zip(&values) {
             assert!((r - v).abs() <= v.abs() * 2f32.powi(-11));
         }
         // A corrupt entry is recomputed, not trusted.
         std::fs::write(dir.path().join(format!("{k:032x}.safetensors")), b"junk").unwrap();
-        assert_eq!(second.get_or_compute(k, || values.clone()).unwrap(), rounded);
+        assert_eq!(
+            second.get_or_compute(k, || values.clone()).unwrap(),
+            rounded
+        );
     }
 }

@@ -222,6 +222,12 @@ impl DaconHead {
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     // Clamping the squared norm far below any real one keeps the values and
     // gives a zero row a zero gradient instead of differentiating sqrt at 0.
-    let norm = x.clone().powf_scalar(2.0).sum_dim(1).clamp_min(1e-30).sqrt() + 1e-6;
+    let norm = x
+        .clone()
+        .powf_scalar(2.0)
+        .sum_dim(1)
+        .clamp_min(1e-30)
+        .sqrt()
+        + 1e-6;
     x / norm
 }

@@ -32,6 +32,8 @@ pub const CE_SCALE: f64 = 0.5;
 pub const L1_SCALE: f64 = 0.2;
 /// Side of training label maps.
 pub const SEG_SIZE: usize = 512;
+/// Default size limit of the in-memory feature cache (4 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 4 << 30;
 
 /// One frame of a training pair.
 #[derive(Debug, Clone)]
@@ -55,11 +57,7 @@ impl TrainFrame {
     /// changes nothing there.
     pub fn new(art: LineArt, seg: &Segmentation, colors: ColorTable) -> Self {
         let (seg, colors) = drop_vanished(resize_nearest(seg, SEG_SIZE, SEG_SIZE), &colors);
-        TrainFrame {
-            art,
-            seg,
-            colors,
-        }
+        TrainFrame { art, seg, colors }
     }
 }
 
@@ -159,7 +157,6 @@ pub struct StepLoss {
 
 type Moments = std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>;
 
-
 /// A frozen DINOv2 and a trainable head.
 ///
 /// The trainable parameters live in a [`WeightMap`] under their official
@@ -220,7 +217,12 @@ impl Trainer {
             params,
             moments,
             step: 0,
-            cache: FeatureCache::new(CacheMode::Memory, backbone)?,
+            cache: FeatureCache::new(
+                CacheMode::Memory {
+                    max_bytes: DEFAULT_CACHE_BYTES,
+                },
+                backbone,
+            )?,
             plain: device.clone(),
             train,
         })
@@ -346,11 +348,21 @@ impl Trainer {
     /// The frame's segment-pooled raw DINO features `[segments, D]`,
     /// through the cache (they never change: the backbone is frozen).
     fn raw_features(&self, f: &TrainFrame, grid: &PoolGrid, pool: [usize; 2]) -> Result<Vec<f32>> {
-        let labels: Vec<u8> = f.seg.labels().iter().flat_map(|l| l.to_le_bytes()).collect();
-        let dims: Vec<u8> = [f.art.width(), f.art.height(), pool[0] as u32, pool[1] as u32]
+        let labels: Vec<u8> = f
+            .seg
+            .labels()
             .iter()
-            .flat_map(|v| v.to_le_bytes())
+            .flat_map(|l| l.to_le_bytes())
             .collect();
+        let dims: Vec<u8> = [
+            f.art.width(),
+            f.art.height(),
+            pool[0] as u32,
+            pool[1] as u32,
+        ]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
         let key = self.cache.key(&[&dims, f.art.rgba().as_raw(), &labels]);
         self.cache.get_or_compute(key, || {
             let x = tensor(
@@ -393,7 +405,14 @@ impl Trainer {
     /// [`crate::Error::Read`] when the feature cache cannot be written.
     pub fn loss(&self, source: &TrainFrame, target: &TrainFrame) -> Result<PairLoss> {
         let (raw_s, fused_s) = self.features(source)?;
-        let (raw_t, fused_t) = self.features(target)?;
+        // A frame paired with itself (offset 0 of the official sampler,
+        // about a third of the pairs) goes through the U-Net once; the
+        // loss and gradient are the same.
+        let (raw_t, fused_t) = if std::ptr::eq(source, target) {
+            (raw_s.clone(), fused_s.clone())
+        } else {
+            self.features(target)?
+        };
         let d = raw_s.len() / source.seg.count().max(1) as usize;
         let dino_sim = similarity(&raw_t, &[&raw_s], d);
         let sim = cosine(fused_t, fused_s);
@@ -481,6 +500,9 @@ mod tests {
     fn nearest_resize_takes_the_floor_of_the_scaled_index() {
         let seg = Segmentation::with_count(4, 1, vec![1, 2, 3, 4], 4);
         assert_eq!(resize_nearest(&seg, 1, 2).labels(), &[1, 3]);
-        assert_eq!(resize_nearest(&seg, 1, 8).labels(), &[1, 1, 2, 2, 3, 3, 4, 4]);
+        assert_eq!(
+            resize_nearest(&seg, 1, 8).labels(),
+            &[1, 1, 2, 2, 3, 3, 4, 4]
+        );
     }
 }

@@ -93,6 +93,7 @@ impl Rng {
 fn epoch_pairs(
     chars: &BTreeMap<String, Character>,
     args: &TrainArgs,
+    seed: u64,
     epoch: u32,
 ) -> Result<Vec<(String, String, String)>> {
     if !args.pair.is_empty() {
@@ -117,7 +118,7 @@ fn epoch_pairs(
             .collect();
     }
     // The official pairing: source = target +- {0, 1, 2}, wrapped.
-    let mut rng = Rng::new(args.seed ^ (u64::from(epoch) << 32));
+    let mut rng = Rng::new(seed ^ (u64::from(epoch) << 32));
     let mut pairs = Vec::new();
     for (name, c) in chars {
         let n = c.frames.len() as i64;
@@ -137,7 +138,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let chars = characters(&args.data)?;
     let device = dacon_neural::Device::default();
     let dino = WeightMap::open(&args.dino)?;
-    let (init_path, start_step) = match (&args.resume, &args.init) {
+    let (init_path, start_step, meta) = match (&args.resume, &args.init) {
         (Some(r), _) => {
             let meta = Trainer::checkpoint_info(r)
                 .with_context(|| {
@@ -156,10 +157,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                         r.display()
                     )
                 })?;
-            (r.clone(), step)
+            (r.clone(), step, meta)
         }
-        (None, Some(i)) => (i.clone(), 0),
+        (None, Some(i)) => (i.clone(), 0, BTreeMap::new()),
         (None, None) => bail!("give --init (a DACoN checkpoint) or --resume"),
+    };
+    let order = Order {
+        seed: agreed("--seed", args.seed, &meta, "seed", 0)?,
+        batch: agreed("--batch-size", args.batch_size, &meta, "batch_size", 1)?,
     };
     let mut trainer = Trainer::load(WeightMap::open(&init_path)?, dino, args.dino_heads, &device)
         .context("loading the model")?;
@@ -167,7 +172,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     trainer.set_cache(match (&args.cache_dir, args.no_cache) {
         (Some(dir), _) => CacheMode::Disk(dir.clone()),
         (None, true) => CacheMode::Off,
-        (None, false) => CacheMode::Memory,
+        (None, false) => CacheMode::Memory {
+            max_bytes: args.cache_memory_mb << 20,
+        },
     })?;
     if let Some(o) = &args.out {
         std::fs::create_dir_all(o).with_context(|| format!("{}", o.display()))?;
@@ -182,8 +189,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ),
         None => None,
     };
-    let batch = args.batch_size as usize;
-    let steps_per_epoch = epoch_pairs(&chars, args, 0)?.len().div_ceil(batch) as u64;
+    let batch = order.batch as usize;
+    let steps_per_epoch = epoch_pairs(&chars, args, order.seed, 0)?
+        .len()
+        .div_ceil(batch) as u64;
     let total_steps = args
         .max_steps
         .unwrap_or(steps_per_epoch * u64::from(args.epochs))
@@ -210,14 +219,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         if epoch > last_epoch {
             // The end of the previous epoch: checkpoint and validation.
             if let Some(o) = &args.out {
-                save(&trainer, o, args)?;
+                save(&trainer, o, args, &order)?;
             }
             if let Some(v) = &validation {
                 validate(&trainer, v, args, last_epoch, log.as_mut())?;
             }
             last_epoch = epoch;
         }
-        let pairs = epoch_pairs(&chars, args, epoch)?;
+        let pairs = epoch_pairs(&chars, args, order.seed, epoch)?;
         for (b, chunk) in pairs.chunks(batch).enumerate() {
             let global = u64::from(epoch) * steps_per_epoch + b as u64;
             if global < start_step {
@@ -226,7 +235,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             if step >= total_steps {
                 break 'epochs;
             }
-            // Frames this batch needs that are not loaded yet, in parallel.
+            // Only this batch's frames stay loaded (a training set does not
+            // fit in memory; the frozen features are what is worth keeping,
+            // and the cache does). The missing ones load in parallel.
+            let needed: std::collections::HashSet<String> = chunk
+                .iter()
+                .flat_map(|(ch, s, t)| [format!("{ch}/{s}"), format!("{ch}/{t}")])
+                .collect();
+            frames.retain(|k, _| needed.contains(k));
             let mut missing: Vec<(String, String)> = chunk
                 .iter()
                 .flat_map(|(ch, s, t)| [(ch.clone(), s.clone()), (ch.clone(), t.clone())])
@@ -276,7 +292,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             pb.inc(1);
             if let (Some(o), Some(every)) = (&args.out, args.save_every) {
                 if step % every == 0 {
-                    save(&trainer, o, args)?;
+                    save(&trainer, o, args, &order)?;
                 }
             }
         }
@@ -286,8 +302,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         validate(&trainer, v, args, last_epoch, log.as_mut())?;
     }
     if let Some(o) = &args.out {
-        let p = save(&trainer, o, args)?;
+        let p = save(&trainer, o, args, &order)?;
         println!("checkpoint: {}", p.display());
+    }
+    if trainer.cache.memory_full() {
+        eprintln!(
+            "note: the in-memory feature cache reached --cache-memory-mb ({} MB); later frames were recomputed every time. --cache-dir keeps all of them on disk.",
+            args.cache_memory_mb
+        );
     }
     if !args.quiet {
         let n = step - start_step;
@@ -345,9 +367,39 @@ fn validate(
     Ok(())
 }
 
-fn save(trainer: &Trainer, out: &Path, args: &TrainArgs) -> Result<PathBuf> {
+/// What fixes the order of the data: a resumed run must keep it.
+struct Order {
+    seed: u64,
+    batch: u32,
+}
+
+/// The value of `flag`: as given, else the resumed checkpoint's, else
+/// `default`; a given value that differs from the checkpoint's is refused,
+/// since the data order (and the step count per epoch) would change.
+fn agreed<T>(
+    flag: &str,
+    given: Option<T>,
+    meta: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+) -> Result<T>
+where
+    T: std::str::FromStr + PartialEq + std::fmt::Display + Copy,
+{
+    let stored = meta.get(key).and_then(|s| s.parse::<T>().ok());
+    match (given, stored) {
+        (Some(g), Some(s)) if g != s => bail!(
+            "{flag} {g} differs from the checkpoint's {s}: the order of the data would change; drop {flag} to continue the run as it was"
+        ),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Ok(default),
+    }
+}
+
+fn save(trainer: &Trainer, out: &Path, args: &TrainArgs, order: &Order) -> Result<PathBuf> {
     let meta = BTreeMap::from([
-        ("seed".to_string(), args.seed.to_string()),
+        ("seed".to_string(), order.seed.to_string()),
+        ("batch_size".to_string(), order.batch.to_string()),
         ("lr".to_string(), args.lr.to_string()),
     ]);
     let path = out.join(format!("step-{:06}.safetensors", trainer.step));
