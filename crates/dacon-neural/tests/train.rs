@@ -23,6 +23,16 @@ fn frame(clip: &Path, name: &str) -> TrainFrame {
     )
 }
 
+fn tiny_trainer(v: &Path, ver: &str) -> Trainer {
+    Trainer::load(
+        WeightMap::open(&v.join(format!("dacon_tiny_train_{ver}.pth"))).unwrap(),
+        WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
+        None,
+        &Device::default(),
+    )
+    .unwrap()
+}
+
 fn rel(got: &[f32], want: &[f64]) -> f64 {
     let diff: f64 = got
         .iter()
@@ -43,15 +53,8 @@ fn one_training_step_matches_official() {
             .unwrap();
     let clip = v.join("train_data/trainclip");
     let (src, tgt) = (frame(&clip, "0000"), frame(&clip, "0002"));
-    let device = Device::default();
     for ver in ["v1_0", "v1_1"] {
-        let trainer = Trainer::load(
-            WeightMap::open(&v.join(format!("dacon_tiny_train_{ver}.pth"))).unwrap(),
-            WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
-            None,
-            &device,
-        )
-        .unwrap();
+        let trainer = tiny_trainer(&v, ver);
         let out = trainer.loss(&src, &tgt).unwrap();
         let (_, want) = e.get(&format!("train.{ver}.sim"));
         let d = max_abs_diff(&out.sim, &want);
@@ -174,13 +177,7 @@ fn segments_lost_at_512_are_left_out_of_the_loss() {
     // floor(floor(2.25 y) / 3) = floor(0.75 y): the same 512 map as the
     // official sample once the lost segment is gone.
     assert_eq!(src.seg, frame(&clip, "0000").seg);
-    let trainer = Trainer::load(
-        WeightMap::open(&v.join("dacon_tiny_train_v1_1.pth")).unwrap(),
-        WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
-        None,
-        &Device::default(),
-    )
-    .unwrap();
+    let trainer = tiny_trainer(&v, "v1_1");
     let out = trainer.loss(&src, &tgt).unwrap();
     let want = meta["train"]["v1_1"]["ce_loss"].as_f64().unwrap();
     assert!((f64::from(out.ce) - want).abs() / want < 1e-4, "{}", out.ce);
@@ -199,13 +196,7 @@ fn a_frame_paired_with_itself_gives_the_loss_and_gradient_of_two_copies() {
     let Some(v) = vectors() else { return };
     let clip = v.join("train_data/trainclip");
     let (f, copy) = (frame(&clip, "0002"), frame(&clip, "0002"));
-    let trainer = Trainer::load(
-        WeightMap::open(&v.join("dacon_tiny_train_v1_0.pth")).unwrap(),
-        WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
-        None,
-        &Device::default(),
-    )
-    .unwrap();
+    let trainer = tiny_trainer(&v, "v1_0");
     let once = trainer.loss(&f, &f).unwrap();
     let twice = trainer.loss(&f, &copy).unwrap();
     assert!((once.ce - twice.ce).abs() < 1e-6 && (once.l1 - twice.l1).abs() < 1e-6);
