@@ -112,7 +112,11 @@ fn held_out_acc(d: &Path, v: &Path, checkpoint: &Path, json: &str) -> f64 {
     j["overall"]["acc_thresh"].as_f64().unwrap()
 }
 
-fn setup(d: &Path) {
+/// A temporary folder with a training cut (`data/cutA`) and a held-out one
+/// (`held/cutB`), 4 frames of 256x192 each.
+fn setup() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let ex = |out: &str, seed: &str, frames: &str| {
         dacon(
             d,
@@ -125,6 +129,7 @@ fn setup(d: &Path) {
     };
     ex("data/cutA", "3", "4");
     ex("held/cutB", "8", "4");
+    tmp
 }
 
 #[test]
@@ -132,9 +137,8 @@ fn training_lowers_the_loss_and_raises_held_out_accuracy() {
     let Some(v) = shared("vectors/parity-v1") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let d = tmp.path();
-    setup(d);
     train(
         d,
         &v,
@@ -166,9 +170,8 @@ fn resuming_continues_bit_identically() {
     let Some(v) = shared("vectors/parity-v1") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let d = tmp.path();
-    setup(d);
     train(d, &v, &["--max-steps", "3", "--out", "straight"]);
     train(d, &v, &["--max-steps", "2", "--out", "split"]);
     train(
@@ -222,9 +225,8 @@ fn disk_feature_cache_is_reused_by_a_new_run_with_the_same_result() {
     let Some(v) = shared("vectors/parity-v1") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let d = tmp.path();
-    setup(d);
     let run = |out: &str, log: &str| {
         train(
             d,

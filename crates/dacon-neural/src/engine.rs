@@ -138,12 +138,7 @@ impl DaconEngine {
 
     /// DINO patch map `[D, h, w]` of a frame's line art.
     pub fn dino_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
-        let [dh, dw] = self.config.dino_input;
-        let x = tensor(
-            model_input(&frame.art, [dh, dw]),
-            [1, 3, dh, dw],
-            &self.device,
-        );
+        let x = model_input(&frame.art, self.config.dino_input, &self.device);
         let map = self.dino.forward(x);
         let shape = map.dims();
         (map.values(), shape)
@@ -151,12 +146,7 @@ impl DaconEngine {
 
     /// U-Net map `[F, 512, 512]` of a frame's line art.
     pub fn unet_map(&self, frame: &Frame) -> (Vec<f32>, [usize; 3]) {
-        let [uh, uw] = self.config.unet_input;
-        let x = tensor(
-            model_input(&frame.art, [uh, uw]),
-            [1, 3, uh, uw],
-            &self.device,
-        );
+        let x = model_input(&frame.art, self.config.unet_input, &self.device);
         let map = self.head.unet.forward(x);
         let [_, f, oh, ow] = map.dims();
         (map.values(), [f, oh, ow])
@@ -176,10 +166,7 @@ impl DaconEngine {
 
     /// Segment features from the two maps.
     pub fn pool_and_fuse(&self, frame: &Frame, maps: &FeatureMaps) -> SegmentFeatures {
-        let pool = match self.version() {
-            Version::V1_0 => [frame.seg.height() as usize, frame.seg.width() as usize],
-            Version::V1_1 => self.config.pool_size,
-        };
+        let pool = self.version().pool_size(&frame.seg, self.config.pool_size);
         let grid = PoolGrid::new(&frame.seg, pool);
         let [d, dh, dw] = maps.dino_shape;
         let [f, uh, uw] = maps.unet_shape;

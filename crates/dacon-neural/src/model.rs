@@ -21,6 +21,17 @@ pub enum Version {
     V1_1,
 }
 
+impl Version {
+    /// The size segments are pooled at: v1.0 the label map's own, v1.1
+    /// `fixed`.
+    pub fn pool_size(self, seg: &dacon_core::Segmentation, fixed: [usize; 2]) -> [usize; 2] {
+        match self {
+            Version::V1_0 => [seg.height() as usize, seg.width() as usize],
+            Version::V1_1 => fixed,
+        }
+    }
+}
+
 /// `fc1 -> ReLU -> fc2`.
 #[derive(Module, Debug)]
 pub struct Mlp {

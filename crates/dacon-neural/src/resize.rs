@@ -45,9 +45,13 @@ pub fn bilinear(
 }
 
 /// A model input: the RGB channels of line art (alpha dropped), /255, resized
-/// bilinearly to `size` (`[H, W]`), as `[3, H, W]` row-major. This is the
-/// official `_prepare_images`.
-pub fn model_input(art: &dacon_core::LineArt, size: [usize; 2]) -> Vec<f32> {
+/// bilinearly to `size` (`[H, W]`), as a `[1, 3, H, W]` tensor on `device`.
+/// This is the official `_prepare_images`.
+pub fn model_input(
+    art: &dacon_core::LineArt,
+    size: [usize; 2],
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<4> {
     let rgba = art.rgba();
     let (w, h) = (rgba.width() as usize, rgba.height() as usize);
     let mut rgb = vec![0f32; 3 * h * w];
@@ -56,7 +60,11 @@ pub fn model_input(art: &dacon_core::LineArt, size: [usize; 2]) -> Vec<f32> {
             rgb[c * h * w + i] = f32::from(p.0[c]) / 255.0;
         }
     }
-    bilinear(&rgb, 3, h, w, size[0], size[1])
+    crate::weights::tensor(
+        bilinear(&rgb, 3, h, w, size[0], size[1]),
+        [1, 3, size[0], size[1]],
+        device,
+    )
 }
 
 const CUBIC_A: f32 = -0.75;

@@ -17,9 +17,9 @@ use dacon_core::{ColorTable, LineArt, Rgba, Segmentation};
 
 use crate::cache::{fingerprint, CacheMode, FeatureCache};
 use crate::dino::Dinov2;
-use crate::engine::similarity;
+use crate::engine::{similarity, EngineConfig};
 use crate::error::Result;
-use crate::model::{DaconHead, HeadConfig, Version};
+use crate::model::{DaconHead, HeadConfig};
 use crate::pool::PoolGrid;
 use crate::resize::model_input;
 use crate::weights::{tensor, RawTensor, Values, WeightMap};
@@ -178,6 +178,8 @@ pub struct Trainer {
     pub step: u64,
     /// Segment-pooled frozen DINO features per frame (in memory by default).
     pub cache: FeatureCache,
+    /// Input and pooling sizes, those of inference.
+    sizes: EngineConfig,
     plain: Device,
     train: Device,
 }
@@ -223,6 +225,7 @@ impl Trainer {
                 },
                 backbone,
             )?,
+            sizes: EngineConfig::default(),
             plain: device.clone(),
             train,
         })
@@ -365,11 +368,7 @@ impl Trainer {
         .collect();
         let key = self.cache.key(&[&dims, f.art.rgba().as_raw(), &labels]);
         self.cache.get_or_compute(key, || {
-            let x = tensor(
-                model_input(&f.art, [518, 518]),
-                [1, 3, 518, 518],
-                &self.plain,
-            );
+            let x = model_input(&f.art, self.sizes.dino_input, &self.plain);
             let map = self.dino.forward(x);
             let [d, dh, dw] = map.dims();
             grid.pool(&map.values(), d, dh, dw)
@@ -378,19 +377,12 @@ impl Trainer {
 
     /// Raw DINO segment features (constant) and fused features (tracked).
     fn features(&self, f: &TrainFrame) -> Result<(Vec<f32>, Tensor<2>)> {
-        let pool = match self.config.version {
-            Version::V1_0 => [f.seg.height() as usize, f.seg.width() as usize],
-            Version::V1_1 => [SEG_SIZE, SEG_SIZE],
-        };
+        let pool = self.config.version.pool_size(&f.seg, self.sizes.pool_size);
         let grid = PoolGrid::new(&f.seg, pool);
         let l = grid.segments();
         let raw = self.raw_features(f, &grid, pool)?;
         let d = raw.len() / l.max(1);
-        let x = tensor(
-            model_input(&f.art, [512, 512]),
-            [1, 3, 512, 512],
-            &self.train,
-        );
+        let x = model_input(&f.art, self.sizes.unet_input, &self.train);
         let unet = self.head.unet.forward(x);
         let [_, c, uh, uw] = unet.dims();
         let weights: Tensor<2> = tensor(grid.dense_weights(uh, uw), [l, uh * uw], &self.train);

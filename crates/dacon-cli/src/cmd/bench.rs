@@ -53,12 +53,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     result
 }
 
-pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
+fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn time<T>(n: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
+pub(crate) fn time<T>(n: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..n {

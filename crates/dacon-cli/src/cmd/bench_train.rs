@@ -1,7 +1,7 @@
 //! `dacon bench --train`: training throughput with and without the
 //! frozen-feature cache.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use dacon_core::synth::voronoi_frame;
@@ -10,7 +10,7 @@ use dacon_neural::cache::CacheMode;
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
 
-use super::bench::{median, peak_rss_mib};
+use super::bench::{peak_rss_mib, time};
 use crate::args::{BenchArgs, VersionArg};
 
 /// Pairs of distinct frames of a three-frame clip (offsets +-1, +-2 wrapped),
@@ -62,21 +62,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let adam = Adam::new(1e-4);
-    let n = args.steps as usize;
+    let n = args.steps;
     let mut next = 0usize;
-    let mut steps = |trainer: &mut Trainer, count: usize| -> Result<Vec<Duration>> {
-        (0..count)
-            .map(|_| {
-                let (s, t) = PAIRS[next % PAIRS.len()];
-                next += 1;
-                let t0 = Instant::now();
-                let loss = trainer.train_step(&[(&frames[s], &frames[t])], adam)?;
-                if !loss.loss.is_finite() {
-                    bail!("the loss is not finite ({})", loss.loss);
-                }
-                Ok(t0.elapsed())
-            })
-            .collect()
+    // The next pair's step; `time` gives the median of several.
+    let mut step = |trainer: &mut Trainer| -> Result<()> {
+        let (s, t) = PAIRS[next % PAIRS.len()];
+        next += 1;
+        let loss = trainer.train_step(&[(&frames[s], &frames[t])], adam)?;
+        if !loss.loss.is_finite() {
+            bail!("the loss is not finite ({})", loss.loss);
+        }
+        Ok(())
     };
     println!(
         "training, {what}: DACoN {:?}, U-Net {:?}, DINO width {}, batch 1, {} threads, median of {n} steps",
@@ -91,25 +87,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
 
     trainer.set_cache(CacheMode::Off)?;
-    let off = median(steps(&mut trainer, n)?);
+    let (off, ()) = time(n, || step(&mut trainer))?;
     report("backbone run on both frames of every pair", off);
 
     trainer.set_cache(CacheMode::Memory {
         max_bytes: u64::MAX,
     })?;
     // Two steps see all three frames once: the first epoch's cost.
-    let cold = median(steps(&mut trainer, 2)?);
-    let warm = median(steps(&mut trainer, n)?);
+    let (cold, ()) = time(2, || step(&mut trainer))?;
+    let (warm, ()) = time(n, || step(&mut trainer))?;
     report("memory cache (f32), frames not yet seen", cold);
     report("memory cache (f32), every later step", warm);
 
     let dir = std::env::temp_dir().join(format!("dacon-bench-cache-{}", std::process::id()));
     let disk = (|| {
         trainer.set_cache(CacheMode::Disk(dir.clone()))?;
-        steps(&mut trainer, 2)?;
+        time(2, || step(&mut trainer))?;
         // A new cache on the same folder: a later run or a resume.
         trainer.set_cache(CacheMode::Disk(dir.clone()))?;
-        Ok::<_, anyhow::Error>(median(steps(&mut trainer, n)?))
+        Ok::<_, anyhow::Error>(time(n, || step(&mut trainer))?.0)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let disk = disk?;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +17,9 @@ use rayon::prelude::*;
 
 use crate::args::{ProtocolArg, TrainArgs};
 use crate::batch::progress;
+
+/// (character, frame name).
+type FrameId = (String, String);
 
 /// Frames of one character, by name, in order.
 struct Character {
@@ -199,7 +202,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .min(steps_per_epoch * u64::from(args.epochs).max(1));
     let pb = progress(total_steps, args.quiet, "steps");
     pb.set_position(start_step.min(total_steps));
-    let mut frames: HashMap<String, TrainFrame> = HashMap::new();
+    let mut frames: HashMap<FrameId, TrainFrame> = HashMap::new();
     let adam = Adam::new(args.lr);
     let started = Instant::now();
     let mut step = start_step;
@@ -238,35 +241,32 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             // Only this batch's frames stay loaded (a training set does not
             // fit in memory; the frozen features are what is worth keeping,
             // and the cache does). The missing ones load in parallel.
-            let needed: std::collections::HashSet<String> = chunk
-                .iter()
-                .flat_map(|(ch, s, t)| [format!("{ch}/{s}"), format!("{ch}/{t}")])
-                .collect();
-            frames.retain(|k, _| needed.contains(k));
-            let mut missing: Vec<(String, String)> = chunk
+            let needed: BTreeSet<FrameId> = chunk
                 .iter()
                 .flat_map(|(ch, s, t)| [(ch.clone(), s.clone()), (ch.clone(), t.clone())])
-                .filter(|(ch, f)| !frames.contains_key(&format!("{ch}/{f}")))
                 .collect();
-            missing.sort();
-            missing.dedup();
-            let loaded: Vec<Result<(String, TrainFrame)>> = loaders.install(|| {
+            frames.retain(|k, _| needed.contains(k));
+            let missing: Vec<&FrameId> =
+                needed.iter().filter(|k| !frames.contains_key(*k)).collect();
+            let loaded: Vec<Result<(FrameId, TrainFrame)>> = loaders.install(|| {
                 missing
                     .par_iter()
-                    .map(|(ch, f)| Ok((format!("{ch}/{f}"), load_frame(&chars[ch], f)?)))
+                    .map(|&k| Ok((k.clone(), load_frame(&chars[&k.0], &k.1)?)))
                     .collect()
             });
             for l in loaded {
                 let (k, f) = l?;
                 frames.insert(k, f);
             }
+            let frame = |ch: &String, f: &String| &frames[&(ch.clone(), f.clone())];
             let refs: Vec<(&TrainFrame, &TrainFrame)> = chunk
                 .iter()
-                .map(|(ch, s, t)| (&frames[&format!("{ch}/{s}")], &frames[&format!("{ch}/{t}")]))
+                .map(|(ch, s, t)| (frame(ch, s), frame(ch, t)))
                 .collect();
             let t0 = Instant::now();
             let loss = trainer.train_step(&refs, adam)?;
             step = trainer.step;
+            let (hits, misses) = trainer.cache.stats();
             let line = serde_json::json!({
                 "step": step,
                 "epoch": epoch,
@@ -276,8 +276,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "lr": args.lr,
                 "pairs": chunk.iter().map(|(c, s, t)| format!("{c}:{s}:{t}")).collect::<Vec<_>>(),
                 "seconds": t0.elapsed().as_secs_f64(),
-                "features_computed": trainer.cache.stats().1,
-                "features_cached": trainer.cache.stats().0,
+                "features_computed": misses,
+                "features_cached": hits,
             });
             if let Some(f) = log.as_mut() {
                 writeln!(f, "{line}").context("writing the log")?;
