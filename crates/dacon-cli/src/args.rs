@@ -1,8 +1,17 @@
-//! The command line, as clap derive types. Doc comments are the `--help`.
+//! The command line: the top-level parser, and the option groups several
+//! commands share, each with the one conversion into the library's types
+//! (raw flags become validated options before any work starts). Each
+//! command's own arguments live beside it in `cmd/`.
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dacon_core::classic::ClassicEngine;
+use dacon_core::{Layer, LineOptions, RenderOptions};
+use dacon_neural::{AnyEngine, DaconEngine};
+
+use crate::cmd;
 
 /// Paint-bucket colorization of anime line art (DACoN, in Rust).
 ///
@@ -39,14 +48,14 @@ pub enum Command {
     /// count, bounding box and centroid of every segment).
     ///
     /// Example: dacon segment cut01/line --out cut01/seg
-    Segment(SegmentArgs),
+    Segment(cmd::segment::SegmentArgs),
     /// Build a colour table: the most frequent colour of a painted frame in
     /// each segment.
     ///
     /// Writes the official JSON table `{"1": [r, g, b, a], ...}`.
     ///
     /// Example: dacon colors gt/0000.png seg/0000.png --out seg/0000.json
-    Colors(ColorsArgs),
+    Colors(cmd::colors::ColorsArgs),
     /// Paint segments with the colours of a table.
     ///
     /// `--layer full` (default) is the official output: fills plus black
@@ -58,7 +67,7 @@ pub enum Command {
     /// by name (`LINE/x.png`, `LABELS/x.png`, `TABLE/x.json`).
     ///
     /// Example: dacon render line/0001.png seg/0001.png pred/0001.json --out out
-    Render(RenderArgs),
+    Render(cmd::render::RenderArgs),
     /// Score colorization on a PaintBucket-Character style benchmark.
     ///
     /// Reads `<root>/<character>/{line,gt,seg}/NNNN.*` and the design sheets
@@ -73,7 +82,7 @@ pub enum Command {
     /// a missing file or segment counts as wrong and is reported).
     ///
     /// Example: dacon eval --data PaintBucket_Char/test --protocol consecutive
-    Eval(EvalArgs),
+    Eval(cmd::eval::EvalArgs),
     /// Colour line art from coloured references (the main job).
     ///
     /// Works on the official inference layout: `DIR/line/*.png` are the
@@ -81,9 +90,10 @@ pub enum Command {
     /// coloured references (design sheets or key frames); DIR may also be a
     /// parent of several such folders. Writes, per frame, `NAME.png` (fills
     /// and black lines), `NAME.json` (segment id -> RGBA, official format)
-    /// and `NAME.confidence.json`, plus `review.json`: the least confident
-    /// segments of every frame, for a painter to check first. Output goes to
-    /// `DIR/pred/` unless `--out` is given.
+    /// and `NAME.confidence.json` (similarity, margin and the reference
+    /// segment each colour came from), plus `review.json`: the least
+    /// confident segments of every frame, for a painter to check first.
+    /// Output goes to `DIR/pred/` unless `--out` is given.
     ///
     /// With `--propagate`, frames are coloured in order and each finished
     /// frame joins the references (the last `--window` of them): the
@@ -92,7 +102,7 @@ pub enum Command {
     /// against it is printed.
     ///
     /// Example: dacon colorize examples/cut01 --propagate --out out/cut01
-    Colorize(ColorizeArgs),
+    Colorize(cmd::colorize::ColorizeArgs),
     /// Draw a synthetic cut (our own procedural character) in the benchmark
     /// layout: line art, paintings, labels, colour tables and a design sheet.
     ///
@@ -100,7 +110,7 @@ pub enum Command {
     /// `examples/cut01` was made with the defaults.
     ///
     /// Example: dacon example --out /tmp/cut --frames 24 --antialias
-    Example(ExampleArgs),
+    Example(cmd::example::ExampleArgs),
     /// Train (or fine-tune) DACoN with the official dual loss.
     ///
     /// Data: the PaintBucket-Character train layout
@@ -117,7 +127,7 @@ pub enum Command {
     /// step is logged as a JSON line.
     ///
     /// Example: dacon train --data PaintBucket_Char/train --init dacon_v1_1.pth --dino dinov2_vits14_pretrain.pth --epochs 5 --cache-dir cache/vits14 --out runs/a
-    Train(TrainArgs),
+    Train(cmd::train::TrainArgs),
     /// Measure speed and memory of the whole pipeline on one frame.
     ///
     /// Times every stage (read, segment, features, match, render + write) as
@@ -135,203 +145,33 @@ pub enum Command {
     /// Example: dacon bench --synthetic-model vits14 --dacon-version v1_1
     ///
     /// Example: dacon bench --train --synthetic-model vitl14 --steps 2
-    Bench(BenchArgs),
+    Bench(cmd::bench::BenchArgs),
     /// Inspect model weights.
     #[command(subcommand)]
-    Weights(WeightsCommand),
+    Weights(cmd::weights::WeightsCommand),
 }
 
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Training data root (character folders).
-    #[arg(long, value_name = "ROOT")]
-    pub data: PathBuf,
-    /// Initial weights: a DACoN checkpoint (`.pth` or ours).
-    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
-    pub init: Option<PathBuf>,
-    /// Continue from one of our checkpoints (weights, Adam state, step).
-    #[arg(long, value_name = "FILE", conflicts_with = "init")]
-    pub resume: Option<PathBuf>,
-    /// DINOv2 weights (frozen).
-    #[arg(long, value_name = "FILE")]
-    pub dino: PathBuf,
-    /// Attention heads of the DINOv2 (default: from its width).
-    #[arg(long, value_name = "N")]
-    pub dino_heads: Option<usize>,
-    /// Fixed training pairs `CHARACTER:SOURCE:TARGET` (frame names),
-    /// repeatable; replaces the random pairing.
-    #[arg(long, value_name = "CHAR:SRC:TGT")]
-    pub pair: Vec<String>,
-    /// Epochs (passes over every target frame).
-    #[arg(long, default_value_t = 1)]
-    pub epochs: u32,
-    /// Stop after this many steps in total.
-    #[arg(long, value_name = "N")]
-    pub max_steps: Option<u64>,
-    /// Pairs per step [default: 1, or the checkpoint's with --resume].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: Option<u32>,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f64,
-    /// Seed of the pairing and the order [default: 0, or the checkpoint's
-    /// with --resume].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Checkpoint folder.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Save a checkpoint every N steps (and always at the end of every
-    /// epoch and of the run).
-    #[arg(long, value_name = "N")]
-    pub save_every: Option<u64>,
-    /// Append one JSON line per step (`step`, `loss`, `ce`, `l1`, ...).
-    #[arg(long, value_name = "FILE")]
-    pub log_jsonl: Option<PathBuf>,
-    /// Threads that load (and, without labels, segment) the frames of a
-    /// batch in parallel.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
-    pub workers: u32,
-    /// Validate after every epoch on this benchmark layout (the `eval`
-    /// protocol of --val-protocol); results go to the log and stderr.
-    #[arg(long, value_name = "ROOT")]
-    pub val_data: Option<PathBuf>,
-    /// Validation protocol (consecutive uses clip interval 20, keyframe all
-    /// design sheets).
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Consecutive)]
-    pub val_protocol: ProtocolArg,
-    /// Recompute the frozen DINO features every time (to measure the
-    /// cache). By default they are kept in memory (float32) for the run.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
-    /// Size limit of the in-memory feature cache, in MB (a ViT-L frame of
-    /// 300 segments takes 1.2 MB); frames beyond it are recomputed.
-    #[arg(long, value_name = "MB", default_value_t = 4096)]
-    pub cache_memory_mb: u64,
-    /// Keep the frozen DINO segment features in this folder (float16, one
-    /// small file per frame) instead of memory: later runs, resumes and
-    /// other experiments with the same backbone and data skip the backbone
-    /// entirely. Entries are keyed by a hash of the backbone weights, the
-    /// line art and the labels, so a stale entry is never used.
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+/// The most worker threads a command takes: far above any machine's cores,
+/// low enough that a typo cannot exhaust the system's threads.
+pub const MAX_JOBS: usize = 1024;
+
+/// Worker threads (`-j`), shared by every command that runs in parallel.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JobsArg {
+    /// Worker threads (default: all cores; at most 1024).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_JOBS as i64))]
+    pub jobs: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum SyntheticModel {
-    /// ViT-S/14 (width 384, 12 blocks).
-    Vits14,
-    /// ViT-B/14 (768, 12).
-    Vitb14,
-    /// ViT-L/14 (1024, 24).
-    Vitl14,
-}
-
-impl SyntheticModel {
-    /// Width and depth of the backbone.
-    pub fn shape(self) -> (usize, usize) {
-        match self {
-            SyntheticModel::Vits14 => (384, 12),
-            SyntheticModel::Vitb14 => (768, 12),
-            SyntheticModel::Vitl14 => (1024, 24),
-        }
+impl JobsArg {
+    /// A thread pool of the requested size.
+    pub fn pool(&self) -> Result<rayon::ThreadPool> {
+        let n = self.jobs.map_or(0, |j| j as usize);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .with_context(|| format!("cannot start {n} worker threads; ask for fewer with -j"))
     }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum VersionArg {
-    /// DACoN v1.0.
-    #[value(name = "v1_0")]
-    V1_0,
-    /// DACoN v1.1.
-    #[value(name = "v1_1")]
-    V1_1,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// A line-art frame (default: synthetic).
-    #[arg(long, value_name = "FILE")]
-    pub line: Option<PathBuf>,
-    /// Side of the synthetic frame.
-    #[arg(long, default_value_t = 1920)]
-    pub size: u32,
-    /// Cells (segments) of the synthetic frame.
-    #[arg(long, default_value_t = 300)]
-    pub cells: usize,
-    #[command(flatten)]
-    pub engine: EngineOpts,
-    /// Random weights of a released shape instead of --checkpoint/--dino.
-    #[arg(long, value_enum, conflicts_with_all = ["checkpoint", "dino"])]
-    pub synthetic_model: Option<SyntheticModel>,
-    /// DACoN version of the synthetic checkpoint.
-    #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
-    pub dacon_version: VersionArg,
-    /// Runs per stage (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub repeat: u32,
-    /// Worker threads for the tensor library and the engine.
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Measure training steps (needs --synthetic-model or --checkpoint and
-    /// --dino) instead of colouring.
-    #[arg(long)]
-    pub train: bool,
-    /// Timed training steps per cache mode (the median is reported).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), requires = "train")]
-    pub steps: u32,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WeightsCommand {
-    /// Say what a weight file is: a DINOv2 backbone (layout, width, depth,
-    /// heads, registers) or a DACoN checkpoint (version, sizes), or neither.
-    ///
-    /// Exit code 1 when the file is neither.
-    ///
-    /// Example: dacon weights check dacon_v1_1.pth
-    Check {
-        /// `.pth` or `.safetensors` files.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-    /// Write random weights with the shapes of the released models (a
-    /// DINOv2 and a DACoN checkpoint, safetensors) for benchmarks of any
-    /// command without downloads. Results are meaningless colours.
-    ///
-    /// Example: dacon weights synthetic --model vits14 --out /tmp/w
-    Synthetic {
-        /// Backbone shape.
-        #[arg(long, value_enum, default_value_t = SyntheticModel::Vits14)]
-        model: SyntheticModel,
-        /// DACoN version of the checkpoint.
-        #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
-        dacon_version: VersionArg,
-        /// Output folder.
-        #[arg(long, short = 'o', value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Download DINOv2 weights from the Hugging Face hub into its standard
-    /// cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
-    ///
-    /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
-    /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
-    /// `$HF_ENDPOINT` (default `https://huggingface.co`). Prints the path to
-    /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
-    /// them from the links in the DACoN repository.
-    ///
-    /// Example: dacon weights fetch dinov2-small
-    Fetch {
-        /// Models to download.
-        #[arg(required = true, value_name = "NAME")]
-        names: Vec<String>,
-        /// Cache folder instead of the standard one.
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-    },
 }
 
 /// Options shared by commands that process many frames.
@@ -340,50 +180,62 @@ pub struct BatchArgs {
     /// Recompute frames whose outputs already exist.
     #[arg(long)]
     pub force: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
     /// No progress bar or summary; errors are still printed.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 
+/// How line art is read, shared by every command that segments it.
 #[derive(Debug, Args)]
-pub struct SegmentArgs {
-    /// Line-art images (PNG, TGA, TIFF) or folders of them.
-    #[arg(required = true, value_name = "LINE")]
-    pub inputs: Vec<PathBuf>,
-    /// Output folder (created if missing).
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub out: PathBuf,
+pub struct LineArgs {
     /// Binarise anti-aliased line art first: pixels with ink (alpha, or
     /// 255 - darkest channel without alpha) below T become background, the
     /// rest opaque lines (greys to black). Off by default (official rule).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u8).range(1..))]
     pub line_threshold: Option<u8>,
-    #[command(flatten)]
-    pub batch: BatchArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct ColorsArgs {
-    /// The painted (ground-truth) frame.
-    #[arg(value_name = "COLORED")]
-    pub colored: PathBuf,
-    /// Its label PNG, from `dacon segment`.
-    #[arg(value_name = "LABELS")]
-    pub labels: PathBuf,
-    /// Where to write the JSON table.
-    #[arg(long, short = 'o', value_name = "TABLE.json")]
-    pub out: PathBuf,
+impl LineArgs {
+    /// The library's options.
+    pub fn options(&self) -> LineOptions {
+        LineOptions {
+            threshold: self.line_threshold,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ProtocolArg {
-    /// Every frame coloured from the character's design sheets.
-    Keyframe,
-    /// Frame i+1 coloured from the painted frame i.
-    Consecutive,
+pub enum LayerArg {
+    /// Fills and opaque black lines (the official output).
+    Full,
+    /// Fills only; lines transparent.
+    Fill,
+}
+
+/// Which image to write, shared by `render` and `colorize`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Which image to write.
+    #[arg(long, value_enum, default_value_t = LayerArg::Full)]
+    pub layer: LayerArg,
+    /// Fill under the lines and draw the original line pixels over the fills.
+    #[arg(long)]
+    pub keep_lines: bool,
+}
+
+impl OutputArgs {
+    /// The library's render options.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions {
+            layer: match self.layer {
+                LayerArg::Full => Layer::Full,
+                LayerArg::Fill => Layer::Fill,
+            },
+            keep_lines: self.keep_lines,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -394,9 +246,9 @@ pub enum EngineArg {
     Dacon,
 }
 
-/// Engine choice, shared by `colorize` and `eval`.
+/// Engine choice, shared by `colorize`, `eval` and `bench`.
 #[derive(Debug, Args)]
-pub struct EngineOpts {
+pub struct EngineArgs {
     /// Engine (default: `dacon` when --checkpoint is given, else `classic`).
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -413,171 +265,47 @@ pub struct EngineOpts {
     pub dino_heads: Option<usize>,
 }
 
-/// A count or `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountOrMax {
-    Count(usize),
-    Max,
-}
-
-fn parse_count_or_max(s: &str) -> Result<CountOrMax, String> {
-    if s.eq_ignore_ascii_case("max") {
-        return Ok(CountOrMax::Max);
+impl EngineArgs {
+    /// The engine asked for, after checking the options fit together.
+    pub fn kind(&self) -> Result<EngineArg> {
+        let kind = self.engine.unwrap_or(if self.checkpoint.is_some() {
+            EngineArg::Dacon
+        } else {
+            EngineArg::Classic
+        });
+        if kind == EngineArg::Classic && (self.checkpoint.is_some() || self.dino.is_some()) {
+            bail!("--checkpoint and --dino belong to --engine dacon; drop them or choose it");
+        }
+        Ok(kind)
     }
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(CountOrMax::Count(n)),
-        _ => Err(format!("expected a positive number or `max`, got {s:?}")),
-    }
-}
 
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// Benchmark root: character folders, or one character folder.
-    #[arg(long, value_name = "ROOT")]
-    pub data: PathBuf,
-    /// Which protocol.
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Keyframe)]
-    pub protocol: ProtocolArg,
-    /// Keyframe: how many design sheets (first N by name), or `max`.
-    #[arg(long, value_name = "N|max", default_value = "max", value_parser = parse_count_or_max)]
-    pub ref_shot: CountOrMax,
-    /// Consecutive: chunk length (20 for PaintBucket-Character) or `max`
-    /// (the whole clip, PaintBucket-Real).
-    #[arg(long, value_name = "N|max", default_value = "20", value_parser = parse_count_or_max)]
-    pub clip_interval: CountOrMax,
-    /// Consecutive: use the K previous painted frames as references
-    /// (official: 1).
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub refs_window: u32,
-    /// Consecutive: also use the following painted frame (not official).
-    #[arg(long)]
-    pub refs_next: bool,
-    #[command(flatten)]
-    pub engine: EngineOpts,
-    /// Score these predictions instead of running an engine.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["engine", "checkpoint"])]
-    pub predictions: Option<PathBuf>,
-    /// Also write the report as JSON (`overall`, `per_character`, `per_frame`).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Also write the tables as Markdown.
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Save the engine's predictions: `DIR/<character>/<frame>.{png,json}`.
-    #[arg(long, value_name = "DIR")]
-    pub save_pred: Option<PathBuf>,
-    /// Worker threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// No progress bar.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ColorizeArgs {
-    /// Clip folders (`line/` + `ref/`), or parents of several.
-    #[arg(required = true, value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-    #[command(flatten)]
-    pub engine: EngineOpts,
-    /// Output folder (default: `DIR/pred`; with several clips, one
-    /// sub-folder per clip).
-    #[arg(long, short = 'o', value_name = "OUT")]
-    pub out: Option<PathBuf>,
-    /// Colour frames in order, each finished frame becoming a reference.
-    #[arg(long)]
-    pub propagate: bool,
-    /// With --propagate: how many previous frames stay references.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub window: u32,
-    /// Segments per frame listed in review.json.
-    #[arg(long, default_value_t = 5)]
-    pub review: usize,
-    /// Which image to write.
-    #[arg(long, value_enum, default_value_t = LayerArg::Full)]
-    pub layer: LayerArg,
-    /// Fill under the lines and draw the original line pixels over the fills.
-    #[arg(long)]
-    pub keep_lines: bool,
-    /// Binarise anti-aliased line art before segmenting (see `segment`).
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u8).range(1..))]
-    pub line_threshold: Option<u8>,
-    #[command(flatten)]
-    pub batch: BatchArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ExampleArgs {
-    /// Output folder.
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub out: PathBuf,
-    /// Number of frames.
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..1000))]
-    pub frames: u32,
-    /// Canvas width.
-    #[arg(long, default_value_t = 768, value_parser = clap::value_parser!(u32).range(64..8193))]
-    pub width: u32,
-    /// Canvas height.
-    #[arg(long, default_value_t = 576, value_parser = clap::value_parser!(u32).range(64..8193))]
-    pub height: u32,
-    /// Seed of the motion.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Motion per frame (1 = lively).
-    #[arg(long, default_value_t = 1.0)]
-    pub motion: f64,
-    /// Anti-aliased outlines.
-    #[arg(long)]
-    pub antialias: bool,
-    /// Outline width in pixels.
-    #[arg(long, default_value_t = 3.0)]
-    pub line_width: f64,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LayerArg {
-    /// Fills and opaque black lines (the official output).
-    Full,
-    /// Fills only; lines transparent.
-    Fill,
-}
-
-impl LayerArg {
-    /// The library's render options for this layer.
-    pub fn options(self, keep_lines: bool) -> dacon_core::RenderOptions {
-        dacon_core::RenderOptions {
-            layer: match self {
-                LayerArg::Full => dacon_core::Layer::Full,
-                LayerArg::Fill => dacon_core::Layer::Fill,
-            },
-            keep_lines,
+    /// Validates the options and loads the weights.
+    pub fn load(&self) -> Result<AnyEngine> {
+        match self.kind()? {
+            EngineArg::Classic => Ok(AnyEngine::Classic(ClassicEngine::default())),
+            EngineArg::Dacon => {
+                let (Some(ckpt), Some(dino)) = (&self.checkpoint, &self.dino) else {
+                    bail!(
+                        "--engine dacon needs --checkpoint (dacon_v1_1.pth) and --dino (e.g. dinov2_vits14_pretrain.pth); \
+                         without weights, use the default classic engine"
+                    );
+                };
+                let device = dacon_neural::Device::default();
+                let engine = DaconEngine::load(ckpt, dino, self.dino_heads, &device)
+                    .context("loading the DACoN engine")?;
+                Ok(AnyEngine::Dacon(Box::new(engine)))
+            }
         }
     }
-}
 
-#[derive(Debug, Args)]
-pub struct RenderArgs {
-    /// The line art (or a folder of it).
-    #[arg(value_name = "LINE")]
-    pub line: PathBuf,
-    /// Its label PNG (or a folder of them).
-    #[arg(value_name = "LABELS")]
-    pub labels: PathBuf,
-    /// The colour table (or a folder of `.json` tables).
-    #[arg(value_name = "TABLE")]
-    pub table: PathBuf,
-    /// Output folder; writes `OUT/<name of LINE>.png`.
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub out: PathBuf,
-    /// Which image to write.
-    #[arg(long, value_enum, default_value_t = LayerArg::Full)]
-    pub layer: LayerArg,
-    /// Fill under the lines and draw the original line pixels over the fills.
-    #[arg(long)]
-    pub keep_lines: bool,
-    #[command(flatten)]
-    pub batch: BatchArgs,
+    /// The engine in words, for report titles.
+    pub fn describe(&self) -> String {
+        match (self.kind(), &self.checkpoint) {
+            (Ok(EngineArg::Dacon), Some(c)) => format!("engine dacon {}", c.display()),
+            (Ok(EngineArg::Dacon), None) => "engine dacon".into(),
+            _ => "engine classic".into(),
+        }
+    }
 }
 
 #[cfg(test)]

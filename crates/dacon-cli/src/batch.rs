@@ -18,15 +18,15 @@ pub enum Outcome {
     Skipped,
 }
 
-/// Counts of a finished batch.
+/// Counts of a finished batch (not `eval::Summary`, which averages scores).
 #[derive(Debug, Default)]
-pub struct Summary {
+pub struct BatchCounts {
     pub done: usize,
     pub skipped: usize,
     pub failed: usize,
 }
 
-impl Summary {
+impl BatchCounts {
     /// Prints the one-line summary on stderr (unless quiet).
     pub fn report(&self, what: &str, quiet: bool) {
         if !quiet && self.total() > 1 {
@@ -69,13 +69,42 @@ pub fn progress(len: u64, quiet: bool, unit: &str) -> ProgressBar {
     pb
 }
 
+/// Prints why one item failed, `path: reason`, each reason once; above the
+/// progress bar, or straight to stderr when the bar is hidden (`-q`, or
+/// stderr is no terminal), so a failure is never swallowed.
+pub fn report_failure(
+    pb: &ProgressBar,
+    name: &dyn std::fmt::Display,
+    err: &(dyn std::error::Error + 'static),
+) {
+    let mut reasons = vec![err.to_string()];
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        reasons.push(c.to_string());
+        cause = c.source();
+    }
+    let chain = reasons.join(": ");
+    // Library errors usually name their file already.
+    let name = name.to_string();
+    let msg = if chain.contains(&name) {
+        chain
+    } else {
+        format!("{name}: {chain}")
+    };
+    if pb.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        pb.println(msg);
+    }
+}
+
 /// Runs `work` on every item on `opts.jobs` threads.
 pub fn run<T, F>(
     items: &[T],
     name: impl Fn(&T) -> String + Sync,
     opts: &BatchArgs,
     work: F,
-) -> Result<Summary>
+) -> Result<BatchCounts>
 where
     T: Sync,
     F: Fn(&T) -> Result<Outcome> + Sync,
@@ -83,19 +112,17 @@ where
     // A single frame reports its error as the command's error: one line.
     if let [item] = items {
         return Ok(match work(item)? {
-            Outcome::Done => Summary {
+            Outcome::Done => BatchCounts {
                 done: 1,
-                ..Summary::default()
+                ..BatchCounts::default()
             },
-            Outcome::Skipped => Summary {
+            Outcome::Skipped => BatchCounts {
                 skipped: 1,
-                ..Summary::default()
+                ..BatchCounts::default()
             },
         });
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.unwrap_or(0))
-        .build()?;
+    let pool = opts.jobs.pool()?;
     let pb = progress(items.len() as u64, opts.quiet, "frames");
     let done = AtomicUsize::new(0);
     let skipped = AtomicUsize::new(0);
@@ -106,18 +133,7 @@ where
                 Ok(Outcome::Done) => done.fetch_add(1, Ordering::Relaxed),
                 Ok(Outcome::Skipped) => skipped.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
-                    // Library errors usually name their file already.
-                    let (n, e) = (name(item), format!("{e:#}"));
-                    let msg = if e.contains(&n) {
-                        e
-                    } else {
-                        format!("{n}: {e}")
-                    };
-                    if pb.is_hidden() {
-                        eprintln!("{msg}");
-                    } else {
-                        pb.println(msg);
-                    }
+                    report_failure(&pb, &name(item), &*e);
                     failed.fetch_add(1, Ordering::Relaxed)
                 }
             };
@@ -125,7 +141,7 @@ where
         })
     });
     pb.finish_and_clear();
-    Ok(Summary {
+    Ok(BatchCounts {
         done: done.into_inner(),
         skipped: skipped.into_inner(),
         failed: failed.into_inner(),

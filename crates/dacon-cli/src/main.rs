@@ -6,7 +6,6 @@
 mod args;
 mod batch;
 mod cmd;
-mod engine;
 mod inputs;
 
 use std::process::ExitCode;

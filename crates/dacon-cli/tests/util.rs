@@ -1,6 +1,6 @@
 //! Helpers: run the binary in a temp dir, draw small line art.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use image::{Rgba, RgbaImage};
@@ -41,19 +41,7 @@ pub fn dacon(dir: &Path, args: &[&str]) -> Run {
     Run { out }
 }
 
-/// `../shared/<sub>` if present; otherwise prints a SKIPPED line.
-pub fn shared(sub: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("DACON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let p = root.join(sub);
-    if p.is_dir() {
-        Some(p.canonicalize().unwrap())
-    } else {
-        eprintln!("SKIPPED: {} not found (set DACON_SHARED)", p.display());
-        None
-    }
-}
+pub use dacon_testkit::shared;
 
 pub const CLEAR: [u8; 4] = [255, 255, 255, 0];
 pub const BLACK: [u8; 4] = [0, 0, 0, 255];

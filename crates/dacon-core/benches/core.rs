@@ -7,16 +7,15 @@
 //! Run: `cargo bench -p dacon-core --bench core`.
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dacon_core::classic::ClassicMatcher;
+use dacon_core::classic::ClassicEngine;
 use dacon_core::imageio::read_picture;
-use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, Segmentation};
+use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use image::RgbaImage;
 
 fn voronoi_frame(size: u32, n: usize, shift: (i64, i64)) -> (LineArt, RgbaImage) {
-    let f = dacon_core::synth::voronoi_frame(size, n, shift);
+    let f = dacon_synth::voronoi_frame(size, n, shift);
     (LineArt::from_rgba(f.line, true), f.gt)
 }
 
@@ -34,13 +33,13 @@ fn bench_frame(c: &mut Criterion, name: &str, art: &LineArt, gt: &RgbaImage) {
         b.iter(|| Segmentation::from_line_art(black_box(art)).unwrap())
     });
     g.bench_function("color_table", |b| {
-        b.iter(|| ColorTable::from_image(black_box(&seg), black_box(gt), "gt").unwrap())
+        b.iter(|| ColorTable::from_image(black_box(&seg), black_box(gt)).unwrap())
     });
     g.bench_function("stats", |b| b.iter(|| black_box(&seg).stats()));
     g.bench_function("all_three", |b| {
         b.iter(|| {
             let s = Segmentation::from_line_art(black_box(art)).unwrap();
-            let t = ColorTable::from_image(&s, black_box(gt), "gt").unwrap();
+            let t = ColorTable::from_image(&s, black_box(gt)).unwrap();
             (s.stats(), t)
         })
     });
@@ -55,9 +54,9 @@ fn bench_classic(
     reference: (&LineArt, &RgbaImage),
     target: &LineArt,
 ) {
-    let m = ClassicMatcher::default();
+    let m = ClassicEngine::default();
     let seg = Segmentation::from_line_art(reference.0).unwrap();
-    let colors = ColorTable::from_image(&seg, reference.1, "gt").unwrap();
+    let colors = ColorTable::from_image(&seg, reference.1).unwrap();
     let rf = m
         .features(&Frame {
             art: reference.0.clone(),
@@ -89,16 +88,12 @@ fn benches(c: &mut Criterion) {
     bench_frame(c, "synthetic_1920", &art, &gt);
     let (moved, _) = voronoi_frame(1920, 300, (6, -4));
     bench_classic(c, "synthetic_1920", (&art, &gt), &moved);
-    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/warpbench-dev/laughing_girl");
-    if real.is_dir() {
+    if let Some(real) = dacon_testkit::shared("data/warpbench-dev/laughing_girl") {
         let art = LineArt::open(&real.join("line/0000.png")).unwrap();
         let gt = read_picture(&real.join("gt/0000.png")).unwrap().rgba;
         bench_frame(c, "laughing_girl_1600", &art, &gt);
         let next = LineArt::open(&real.join("line/0001.png")).unwrap();
         bench_classic(c, "laughing_girl_1600", (&art, &gt), &next);
-    } else {
-        eprintln!("SKIPPED real frame: {} not found", real.display());
     }
 }
 

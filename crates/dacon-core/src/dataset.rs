@@ -13,11 +13,24 @@
 //! segmentation is used, never re-computed); inference needs only `line/`
 //! and, for references, `ref/line` + `ref/gt`. Other folders
 //! (`line_anno`, `shadow`, `colorbook.yml`, ...) are ignored.
+//!
+//! The training split ([`TrainSet`]) keeps its tables in `json_color/`:
+//!
+//! ```text
+//! <root>/<character>/line/NNNN.png        line art
+//! <root>/<character>/gt/NNNN.png          painted frame
+//! <root>/<character>/seg/NNNN.png         labels        (optional together
+//! <root>/<character>/json_color/NNNN.json colour table   with the table)
+//! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::color_table::ColorTable;
 use crate::error::{Error, Result};
+use crate::frame::{Frame, LineOptions};
 use crate::imageio::is_image_path;
+use crate::rng::Rng;
 
 /// One frame or design sheet of a clip; paths are `None` where the file is
 /// absent.
@@ -151,7 +164,19 @@ fn frames_in(line_dir: &Path, gt_dir: &Path, seg_dir: &Path) -> Result<Vec<Frame
             name,
         });
     }
-    frames.sort_by(|a, b| a.name.cmp(&b.name));
+    frames.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.line.cmp(&b.line)));
+    // Outputs are named by frame: two files of one name would write over
+    // each other's results.
+    if let Some(w) = frames.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(Error::layout(
+            &w[1].line,
+            format!(
+                "another frame is named {:?} ({}); rename or remove one",
+                w[0].name,
+                w[0].line.display()
+            ),
+        ));
+    }
     Ok(frames)
 }
 
@@ -188,6 +213,173 @@ pub fn open_clips(root: &Path, need: Need) -> Result<Vec<Clip>> {
         ));
     }
     dirs.iter().map(|d| Clip::open(d, need)).collect()
+}
+
+/// A painted frame: line art, its segments and the colour of each.
+#[derive(Debug, Clone)]
+pub struct PaintedFrame {
+    /// Line art and segments.
+    pub frame: Frame,
+    /// The colour of every segment.
+    pub colors: ColorTable,
+}
+
+/// One character of a training split.
+#[derive(Debug, Clone)]
+pub struct TrainCharacter {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its frames, sorted by name; `table` points into `json_color/`.
+    pub frames: Vec<FrameFiles>,
+}
+
+/// A training pair: colour `target` from `source`, two frames of one
+/// character.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrainPair {
+    /// Character name.
+    pub character: String,
+    /// Source frame name.
+    pub source: String,
+    /// Target frame name.
+    pub target: String,
+}
+
+impl std::fmt::Display for TrainPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.character, self.source, self.target)
+    }
+}
+
+/// The training split of PaintBucket-Character (layout in the module docs).
+#[derive(Debug, Clone)]
+pub struct TrainSet {
+    /// Characters by name.
+    pub characters: BTreeMap<String, TrainCharacter>,
+}
+
+impl TrainSet {
+    /// Lists the characters under `root` (folders with a `line/` that holds
+    /// images).
+    ///
+    /// # Errors
+    /// [`Error::Layout`] when there is none.
+    pub fn open(root: &Path) -> Result<TrainSet> {
+        let mut characters = BTreeMap::new();
+        let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+        for e in entries {
+            let dir = e.map_err(|e| Error::io(root, e))?.path();
+            if !dir.join("line").is_dir() {
+                continue;
+            }
+            let mut frames = frames_in(&dir.join("line"), &dir.join("gt"), &dir.join("seg"))?;
+            if frames.is_empty() {
+                continue;
+            }
+            for f in &mut frames {
+                let table = dir.join(format!("json_color/{}.json", f.name));
+                f.table = table.is_file().then_some(table);
+            }
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            characters.insert(name, TrainCharacter { dir, frames });
+        }
+        if characters.is_empty() {
+            return Err(Error::layout(
+                root,
+                "no training characters (expected <root>/<character>/line/NNNN.png)",
+            ));
+        }
+        Ok(TrainSet { characters })
+    }
+
+    /// The frame `name` of `character`: the dataset's labels and table when
+    /// both are there, else the line art segmented (with `opts`) and the
+    /// table of its painted frame.
+    ///
+    /// # Errors
+    /// [`Error::Layout`] for an unknown character or frame, or one without a
+    /// painted frame; read errors naming the file.
+    pub fn load(&self, character: &str, name: &str, opts: &LineOptions) -> Result<PaintedFrame> {
+        let files = self
+            .characters
+            .get(character)
+            .and_then(|c| c.frames.iter().find(|f| f.name == name))
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "frame",
+                reason: format!("no frame {name} of character {character}"),
+            })?;
+        if let (Some(seg), Some(table)) = (&files.seg, &files.table) {
+            return Ok(PaintedFrame {
+                frame: Frame::open_labelled(&files.line, seg, opts)?,
+                colors: ColorTable::open(table)?,
+            });
+        }
+        let frame = Frame::open(&files.line, opts)?;
+        let painted = files.gt.as_ref().ok_or_else(|| {
+            Error::layout(
+                &files.line,
+                "no painted frame in gt/ (needed for training without seg/ and json_color/)",
+            )
+        })?;
+        let colors = ColorTable::from_painted(&frame.seg, painted)?;
+        Ok(PaintedFrame { frame, colors })
+    }
+
+    /// A fixed pair from `CHARACTER:SOURCE:TARGET`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the spec and what is wrong.
+    pub fn pair(&self, spec: &str) -> Result<TrainPair> {
+        let bad = |reason: String| Error::InvalidArgument {
+            name: "pair",
+            reason: format!("{spec:?}: {reason}"),
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let [ch, s, t] = parts.as_slice() else {
+            return Err(bad("expected CHARACTER:SOURCE:TARGET".into()));
+        };
+        let c = self
+            .characters
+            .get(*ch)
+            .ok_or_else(|| bad(format!("no character {ch}")))?;
+        for f in [s, t] {
+            if !c.frames.iter().any(|x| x.name == *f) {
+                return Err(bad(format!("no frame {f} in {}", c.dir.display())));
+            }
+        }
+        Ok(TrainPair {
+            character: ch.to_string(),
+            source: s.to_string(),
+            target: t.to_string(),
+        })
+    }
+
+    /// The official pairing for one epoch: every frame is a target once,
+    /// its source 0, 1 or 2 frames before or after it (wrapped), the pairs
+    /// shuffled; the same `seed` and `epoch` always give the same pairs.
+    pub fn epoch_pairs(&self, seed: u64, epoch: u32) -> Vec<TrainPair> {
+        let mut rng = Rng::new(seed ^ (u64::from(epoch) << 32));
+        let mut pairs = Vec::new();
+        for (name, c) in &self.characters {
+            let n = c.frames.len() as i64;
+            for (i, t) in c.frames.iter().enumerate() {
+                let d = rng.below(3) as i64 * if rng.below(2) == 0 { -1 } else { 1 };
+                let s = (i as i64 + d).rem_euclid(n) as usize;
+                pairs.push(TrainPair {
+                    character: name.clone(),
+                    source: c.frames[s].name.clone(),
+                    target: t.name.clone(),
+                });
+            }
+        }
+        for i in (1..pairs.len()).rev() {
+            pairs.swap(i, rng.below(i + 1));
+        }
+        pairs
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +419,42 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         // The clip folder itself also works as root.
         assert_eq!(open_clips(&c, Need::Evaluation).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn training_pairs_are_official_and_reproducible() {
+        let d = tempfile::tempdir().unwrap();
+        for (ch, n) in [("a", 5), ("b", 3)] {
+            for i in 0..n {
+                touch(&d.path().join(format!("{ch}/line/{i:04}.png")));
+            }
+        }
+        touch(&d.path().join("a/json_color/0001.json"));
+        let set = TrainSet::open(d.path()).unwrap();
+        assert_eq!(set.characters["a"].frames.len(), 5);
+        assert!(set.characters["a"].frames[1].table.is_some());
+        assert!(set.characters["a"].frames[0].table.is_none());
+        let p = set.epoch_pairs(3, 1);
+        assert_eq!(p, set.epoch_pairs(3, 1));
+        assert_ne!(p, set.epoch_pairs(3, 2));
+        // Every frame is a target once; sources lie within 2 (wrapped).
+        let mut targets: Vec<String> = p
+            .iter()
+            .map(|x| format!("{}{}", x.character, x.target))
+            .collect();
+        targets.sort();
+        targets.dedup();
+        assert_eq!(targets.len(), 8);
+        for x in &p {
+            let n = set.characters[&x.character].frames.len() as i64;
+            let (s, t): (i64, i64) = (x.source.parse().unwrap(), x.target.parse().unwrap());
+            let d = (s - t).rem_euclid(n).min((t - s).rem_euclid(n));
+            assert!(d <= 2, "{x}");
+        }
+        assert_eq!(set.pair("a:0000:0003").unwrap().to_string(), "a:0000:0003");
+        for bad in ["a:0000", "c:0000:0001", "b:0000:0004"] {
+            assert!(set.pair(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

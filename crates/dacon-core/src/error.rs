@@ -1,78 +1,88 @@
 //! The error type of the core crate.
+//!
+//! Pure functions (segmentation, colour tables, rendering, metrics) do not
+//! know which file their data came from: their errors say what is wrong, and
+//! the caller that read the file attaches its path once with
+//! [`Error::with_path`]. Causes (an I/O error, an image decoder's error) are
+//! kept as [`std::error::Error::source`], never copied into the message, so a
+//! chain printer (`anyhow`'s `{:#}`) shows each reason once.
 
 use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in the model-free core.
-///
-/// Variants that concern a file carry its path so that a batch job can report
-/// `path: problem` and move on to the next frame.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         source: std::io::Error,
     },
     /// The file is not an image this build can decode, or it is damaged.
-    #[error("{}: cannot decode image: {message}", path.display())]
+    #[error("{}: cannot decode image", path.display())]
     Decode {
         /// The file concerned.
         path: PathBuf,
         /// What the decoder said.
-        message: String,
+        #[source]
+        source: image::ImageError,
+    },
+    /// The file's format is not one dacon reads.
+    #[error("{}: unknown image format (expected PNG, TGA or TIFF)", path.display())]
+    UnknownFormat {
+        /// The file concerned.
+        path: PathBuf,
     },
     /// The image could not be encoded.
-    #[error("{}: cannot encode image: {message}", path.display())]
+    #[error("{}: cannot encode image", path.display())]
     Encode {
         /// The file concerned.
         path: PathBuf,
         /// What the encoder said.
-        message: String,
+        #[source]
+        source: image::ImageError,
     },
     /// Two images that must cover the same canvas differ in size.
-    #[error("{what}: size {actual_w}x{actual_h} differs from the {expected_w}x{expected_h} of the frame it belongs to")]
+    #[error(
+        "size {}x{} differs from the {}x{} of the frame it belongs to",
+        actual[0], actual[1], expected[0], expected[1]
+    )]
     SizeMismatch {
-        /// Which image was wrong (usually its path).
-        what: String,
-        /// Width of the line art.
-        expected_w: u32,
-        /// Height of the line art.
-        expected_h: u32,
-        /// Width found.
-        actual_w: u32,
-        /// Height found.
-        actual_h: u32,
+        /// Width and height of the frame.
+        expected: [u32; 2],
+        /// Width and height found.
+        actual: [u32; 2],
     },
     /// The line art has nothing to segment.
-    #[error("{what}: empty line art: {reason}")]
+    #[error("empty line art: {reason}")]
     EmptyLineArt {
-        /// Which image (usually its path).
-        what: String,
         /// Why it is unusable.
-        reason: String,
+        reason: &'static str,
     },
     /// More segments than a 24-bit label image can hold.
     #[error("{count} segments exceed the 16777215 a 24-bit label image can hold")]
     TooManySegments {
-        /// How many segments were found.
+        /// How many segments were found (at least).
         count: u64,
     },
     /// A colour table is malformed.
-    #[error("{what}: invalid colour table: {reason}")]
+    #[error("invalid colour table: {reason}")]
     ColorTable {
-        /// Which table (usually its path).
-        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A confidence sidecar (`NAME.confidence.json`) is malformed.
+    #[error("invalid confidence sidecar: {reason}")]
+    Sidecar {
         /// What is wrong with it.
         reason: String,
     },
     /// A segment has no colour in the table used for rendering or scoring.
-    #[error("{what}: segment {segment} has no colour")]
+    #[error("segment {segment} has no colour")]
     MissingColor {
-        /// Which table (usually its path).
-        what: String,
         /// The 1-based segment id.
         segment: u32,
     },
@@ -84,6 +94,9 @@ pub enum Error {
         /// What is missing or inconsistent.
         reason: String,
     },
+    /// An engine was asked to colour a frame without any reference.
+    #[error("no reference to colour from; give at least one coloured frame")]
+    NoReferences,
     /// Invalid argument value given by the caller (not the data).
     #[error("invalid {name}: {reason}")]
     InvalidArgument {
@@ -92,10 +105,20 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// An error about the data of one file.
+    #[error("{}", path.display())]
+    WithPath {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             source,
@@ -108,7 +131,73 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// Names the file the error is about, unless it already names one.
+    #[must_use]
+    pub fn with_path(self, path: impl AsRef<Path>) -> Self {
+        if self.path().is_some() {
+            return self;
+        }
+        Error::WithPath {
+            path: path.as_ref().to_path_buf(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The file the error is about, if it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Decode { path, .. }
+            | Error::UnknownFormat { path }
+            | Error::Encode { path, .. }
+            | Error::Layout { path, .. }
+            | Error::WithPath { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias of the core crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaching a path to the error of a fallible core call.
+pub trait ResultExt<T> {
+    /// [`Error::with_path`] on the error.
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| e.with_path(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each reason once, in order: what `anyhow`'s `{:#}` prints.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut parts = vec![e.to_string()];
+        let mut cur = e.source();
+        while let Some(s) = cur {
+            parts.push(s.to_string());
+            cur = s.source();
+        }
+        parts.join(": ")
+    }
+
+    #[test]
+    fn a_path_is_attached_once_and_every_reason_shown_once() {
+        let e = Error::MissingColor { segment: 3 }
+            .with_path("t.json")
+            .with_path("other.json");
+        assert_eq!(chain(&e), "t.json: segment 3 has no colour");
+        let io = Error::io(
+            Path::new("big.png"),
+            std::io::Error::other("File too large"),
+        );
+        assert_eq!(chain(&io.with_path("x")), "big.png: File too large");
+    }
+}

@@ -1,12 +1,17 @@
 //! Scoring predictions on a benchmark layout, per frame, per character and
 //! overall (frames weighted equally, as the official evaluation).
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
-use crate::dataset::Clip;
+use crate::color_table::ColorTable;
+use crate::dataset::{Clip, FrameFiles};
+use crate::engine::{Engine, Prediction, Reference};
 use crate::error::{Error, Result};
+use crate::frame::{Frame, LineOptions};
 use crate::metrics::{score_frame, FrameCounts, Metrics};
-use crate::palette::ColorTable;
+use crate::protocol::{RefSource, Task};
 use crate::segment::Segmentation;
 
 /// The score of one target frame.
@@ -100,13 +105,86 @@ impl Report {
 /// errors of the files.
 pub fn load_truth(clip: &Clip, target: usize) -> Result<(Segmentation, ColorTable)> {
     let f = &clip.frames[target];
-    let (Some(seg), Some(table)) = (&f.seg, &f.table) else {
-        return Err(Error::layout(
-            &clip.dir,
-            format!("frame {} has no seg/*.png + .json", f.name),
-        ));
-    };
-    Ok((Segmentation::open(seg)?, ColorTable::open(table)?))
+    let seg = f
+        .seg
+        .as_ref()
+        .ok_or_else(|| Error::layout(&f.line, "no labels in seg/"))?;
+    Ok((Segmentation::open(seg)?, truth_table(clip, target)?))
+}
+
+/// The dataset's colour table of frame `target` of `clip`.
+///
+/// # Errors
+/// [`Error::Layout`] when the clip was opened without it; read errors.
+pub fn truth_table(clip: &Clip, target: usize) -> Result<ColorTable> {
+    let f = &clip.frames[target];
+    let table = f
+        .table
+        .as_ref()
+        .ok_or_else(|| Error::layout(&f.line, "no colour table in seg/"))?;
+    ColorTable::open(table)
+}
+
+/// A frame of an evaluation clip with the dataset's own labels.
+///
+/// # Errors
+/// [`Error::Layout`] when the frame has no labels; read errors.
+pub fn labelled_frame(files: &FrameFiles) -> Result<Frame> {
+    let labels = files
+        .seg
+        .as_ref()
+        .ok_or_else(|| Error::layout(&files.line, "no labels in seg/"))?;
+    Frame::open_labelled(&files.line, labels, &LineOptions::default())
+}
+
+/// An engine's answer to one task.
+#[derive(Debug)]
+pub struct TaskRun {
+    /// The target's labels (the dataset's).
+    pub seg: Segmentation,
+    /// The prediction.
+    pub prediction: Prediction,
+    /// Time spent in the engine (features of target and references, and
+    /// matching), without reading files.
+    pub engine_time: Duration,
+}
+
+/// Runs `engine` on one task of `clip`: the target and its references with
+/// the dataset's labels, references coloured by their tables.
+///
+/// # Errors
+/// Read errors of the frames and tables; the engine's errors.
+pub fn run_task<E: Engine>(engine: &E, clip: &Clip, task: &Task) -> Result<TaskRun, E::Error> {
+    let target = labelled_frame(&clip.frames[task.target])?;
+    let mut refs = Vec::with_capacity(task.refs.len());
+    for r in &task.refs {
+        let files = match *r {
+            RefSource::Sheet(i) => &clip.refs[i],
+            RefSource::Frame(i) => &clip.frames[i],
+        };
+        let table = files
+            .table
+            .as_ref()
+            .ok_or_else(|| Error::layout(&files.line, "reference without a colour table"))?;
+        refs.push((labelled_frame(files)?, ColorTable::open(table)?));
+    }
+    let t0 = Instant::now();
+    let target_features = engine.features(&target)?;
+    let ref_features: Vec<E::Features> = refs
+        .iter()
+        .map(|(f, _)| engine.features(f))
+        .collect::<Result<_, _>>()?;
+    let references: Vec<Reference<'_, E::Features>> = ref_features
+        .iter()
+        .zip(&refs)
+        .map(|(features, (_, colors))| Reference { features, colors })
+        .collect();
+    let prediction = engine.predict(&references, &target_features)?;
+    Ok(TaskRun {
+        seg: target.seg,
+        prediction,
+        engine_time: t0.elapsed(),
+    })
 }
 
 /// Scores `pred` on frame `target` of `clip` against the dataset's truth.
@@ -118,11 +196,6 @@ pub fn score(
     pred: &ColorTable,
 ) -> Result<FrameScore> {
     let f = &clip.frames[target];
-    let what = f
-        .table
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| f.name.clone());
     if truth.len() < seg.count() as usize {
         return Err(Error::Layout {
             path: f.table.clone().unwrap_or_default(),
@@ -133,7 +206,8 @@ pub fn score(
             ),
         });
     }
-    let (metrics, counts) = score_frame(seg, truth, pred, &what)?;
+    let (metrics, counts) = score_frame(seg, truth, pred)
+        .map_err(|e| e.with_path(f.table.as_deref().unwrap_or(&f.line)))?;
     Ok(FrameScore {
         clip: clip.name.clone(),
         frame: f.name.clone(),

@@ -35,27 +35,27 @@ pub fn is_image_path(path: &Path) -> bool {
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be opened, [`Error::Decode`] when it is
-/// not an image or is damaged, [`Error::EmptyLineArt`] for a zero-sized image.
+/// damaged, [`Error::UnknownFormat`] when it is not an image, and
+/// [`Error::EmptyLineArt`] for a zero-sized image.
 pub fn read_picture(path: &Path) -> Result<Picture> {
     let reader = ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {
-        return Err(Error::Decode {
+        return Err(Error::UnknownFormat {
             path: path.to_path_buf(),
-            message: "unknown image format (expected PNG, TGA or TIFF)".into(),
         });
     }
-    let img = reader.decode().map_err(|e| Error::Decode {
+    let img = reader.decode().map_err(|source| Error::Decode {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::EmptyLineArt {
-            what: path.display().to_string(),
-            reason: "the image has no pixels".into(),
-        });
+            reason: "the image has no pixels",
+        }
+        .with_path(path));
     }
     let has_alpha = img.color().has_alpha();
     Ok(Picture {
@@ -77,9 +77,9 @@ fn encode_png(
     // anyway, and encoding dominated the write time with the default level.
     PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive)
         .write_image(data, width, height, color)
-        .map_err(|e| Error::Encode {
+        .map_err(|source| Error::Encode {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
     Ok(buf)
 }

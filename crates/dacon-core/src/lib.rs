@@ -6,34 +6,40 @@
 //!
 //! - [`lineart`]: which pixels are lines and colour traces (the official rule).
 //! - [`segment`]: closed regions, colour-trace merging, 24-bit label PNGs.
-//! - [`palette`]: per-segment colours and the official JSON tables.
+//! - [`frame`]: line art prepared and segmented the same way everywhere.
+//! - [`color_table`]: per-segment colours and the official JSON tables.
 //! - [`render`](mod@render): the official output and compositing layers.
 //! - [`metrics`]: the PaintBucket-Character metrics.
 //! - [`dataset`]: benchmark and inference folder layouts.
 //! - [`protocol`]: keyframe and consecutive evaluation tasks.
-//! - [`matcher`]: the interface of colorization engines.
+//! - [`engine`]: the interface of colorization engines; [`classic`] is the
+//!   weight-free one.
+//! - [`rng`]: the small seeded generator behind every reproducible choice.
 //!
 //! This crate does not depend on any ML framework.
 #![warn(missing_docs)]
 
 pub mod classic;
+pub mod color_table;
+pub mod colorize;
 pub mod dataset;
+pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod frame;
 pub mod imageio;
 pub mod lineart;
-pub mod matcher;
 pub mod metrics;
-pub mod palette;
 pub mod protocol;
 pub mod render;
+pub mod rng;
 pub mod segment;
-pub mod synth;
 
-pub use error::{Error, Result};
+pub use color_table::{ColorTable, Rgba};
+pub use engine::{Confidence, Engine, Prediction, Reference, Source};
+pub use error::{Error, Result, ResultExt};
+pub use frame::{Frame, LineOptions};
 pub use lineart::LineArt;
-pub use matcher::{Confidence, Frame, Matcher, Prediction, Reference};
 pub use metrics::Metrics;
-pub use palette::{ColorTable, Rgba};
 pub use render::{render, Layer, RenderOptions};
 pub use segment::{SegmentStats, Segmentation};

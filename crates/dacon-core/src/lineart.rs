@@ -4,7 +4,7 @@ use std::path::Path;
 
 use image::RgbaImage;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::imageio::{read_picture, Picture};
 
 /// What a pixel of line art is, by the official rule.
@@ -41,7 +41,7 @@ impl LineArt {
     pub fn open(path: &Path) -> Result<Self> {
         let Picture { rgba, has_alpha } = read_picture(path)?;
         let art = LineArt { rgba, has_alpha };
-        art.check_not_empty(&path.display().to_string())?;
+        art.check_not_empty().at(path)?;
         Ok(art)
     }
 
@@ -52,7 +52,7 @@ impl LineArt {
 
     /// Fails with [`Error::EmptyLineArt`] when there is no line pixel, or no
     /// pixel that is not a line.
-    pub fn check_not_empty(&self, what: &str) -> Result<()> {
+    pub fn check_not_empty(&self) -> Result<()> {
         let n = self.rgba.pixels().filter(|p| self.is_line_px(p.0)).count();
         let reason = if n == 0 {
             "no line pixels (transparent or white everywhere); is this the line layer?"
@@ -61,10 +61,7 @@ impl LineArt {
         } else {
             return Ok(());
         };
-        Err(Error::EmptyLineArt {
-            what: what.to_string(),
-            reason: reason.into(),
-        })
+        Err(Error::EmptyLineArt { reason })
     }
 
     /// Width in pixels.
@@ -230,10 +227,10 @@ mod tests {
     fn empty_line_art_is_refused() {
         let a = art(&[[255, 255, 255, 0], [255, 255, 255, 0]], true);
         assert!(matches!(
-            a.check_not_empty("x"),
+            a.check_not_empty(),
             Err(Error::EmptyLineArt { .. })
         ));
         let a = art(&[[0, 0, 0, 255]], true);
-        assert!(a.check_not_empty("x").is_err());
+        assert!(a.check_not_empty().is_err());
     }
 }

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
+use crate::color_table::{ColorTable, BACKGROUND};
 use crate::error::{Error, Result};
-use crate::palette::{ColorTable, BACKGROUND};
 use crate::segment::Segmentation;
 
 /// Segments of at most this many pixels are left out of Acc-Thresh.
@@ -50,14 +50,13 @@ pub struct FrameCounts {
 /// official code's background IoU.
 ///
 /// # Errors
-/// [`Error::MissingColor`] when `truth` lacks a segment (`what` names it).
+/// [`Error::MissingColor`] when `truth` lacks a segment.
 pub fn score_frame(
     seg: &Segmentation,
     truth: &ColorTable,
     pred: &ColorTable,
-    what: &str,
 ) -> Result<(Metrics, FrameCounts)> {
-    truth.check_covers(seg, what)?;
+    truth.check_covers(seg)?;
     let counts = seg.pixel_counts();
     let (mut ok, mut ok_big, mut big) = (0u64, 0u64, 0u64);
     let (mut pix, mut pix_ok, mut fg, mut fg_ok) = (0u64, 0u64, 0u64, 0u64);
@@ -66,10 +65,7 @@ pub fn score_frame(
     let mut missing = 0u32;
     for id in 1..=seg.count() {
         let n = counts[id as usize];
-        let t = truth.get(id).ok_or(Error::MissingColor {
-            what: what.to_string(),
-            segment: id,
-        })?;
+        let t = truth.get(id).ok_or(Error::MissingColor { segment: id })?;
         let p = pred.get(id);
         if p.is_none() {
             missing += 1;
@@ -174,7 +170,7 @@ mod tests {
         pred.set(1, BACKGROUND);
         pred.set(2, BACKGROUND); // wrong, predicted background
                                  // segment 3 missing -> wrong
-        let (m, c) = score_frame(&seg, &truth, &pred, "t").unwrap();
+        let (m, c) = score_frame(&seg, &truth, &pred).unwrap();
         assert_eq!(c.missing, 1);
         assert_eq!(c.correct, 1);
         assert!((m.acc - 1.0 / 3.0).abs() < 1e-12);

@@ -3,13 +3,48 @@
 
 use crate::dataset::Clip;
 
-/// How many design sheets keyframe colorization uses.
+/// A positive count, or every one there is: how many design sheets a
+/// keyframe task uses, how long a consecutive chunk is. Parsed from `N` or
+/// `max`, as the official options are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefShot {
-    /// The first `n` sheets by name (all of them when there are fewer).
+pub enum Limit {
+    /// At most this many (at least 1).
     Count(usize),
-    /// Every sheet.
+    /// All of them.
     Max,
+}
+
+impl Limit {
+    /// `n` capped by the limit.
+    pub fn of(self, n: usize) -> usize {
+        match self {
+            Limit::Count(k) => k.min(n),
+            Limit::Max => n,
+        }
+    }
+}
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Limit::Max);
+        }
+        match s.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Limit::Count(n)),
+            _ => Err(format!("expected a positive number or `max`, got {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Count(n) => write!(f, "{n}"),
+            Limit::Max => f.write_str("max"),
+        }
+    }
 }
 
 /// An evaluation protocol.
@@ -17,15 +52,15 @@ pub enum RefShot {
 pub enum Protocol {
     /// Every frame is a target; references are design sheets.
     Keyframe {
-        /// How many sheets.
-        ref_shot: RefShot,
+        /// How many sheets (the first by name).
+        ref_shot: Limit,
     },
     /// Frame i+1 is coloured from the painted frame i, for every i with
     /// (i+1) mod clip_interval != 0 (so the first frame of every chunk of
     /// `clip_interval` frames is a given keyframe, never a target).
     Consecutive {
-        /// Chunk length; `None` = the whole clip (PaintBucket-Real).
-        clip_interval: Option<usize>,
+        /// Chunk length; `Max` = the whole clip (PaintBucket-Real).
+        clip_interval: Limit,
         /// How many previous painted frames are references (official: 1).
         window: usize,
         /// Also use the following painted frame (in-betweening); not official.
@@ -53,12 +88,12 @@ pub struct Task {
 
 impl Protocol {
     /// The official keyframe protocol with `n` sheets.
-    pub fn keyframe(ref_shot: RefShot) -> Self {
+    pub fn keyframe(ref_shot: Limit) -> Self {
         Protocol::Keyframe { ref_shot }
     }
 
     /// The official consecutive protocol (one previous frame).
-    pub fn consecutive(clip_interval: Option<usize>) -> Self {
+    pub fn consecutive(clip_interval: Limit) -> Self {
         Protocol::Consecutive {
             clip_interval,
             window: 1,
@@ -75,10 +110,7 @@ impl Protocol {
         let n = clip.frames.len();
         match *self {
             Protocol::Keyframe { ref_shot } => {
-                let k = match ref_shot {
-                    RefShot::Count(k) => k.min(clip.refs.len()),
-                    RefShot::Max => clip.refs.len(),
-                };
+                let k = ref_shot.of(clip.refs.len());
                 if k == 0 {
                     return Vec::new();
                 }
@@ -94,7 +126,10 @@ impl Protocol {
                 window,
                 next,
             } => {
-                let interval = clip_interval.unwrap_or(n.max(1));
+                let interval = match clip_interval {
+                    Limit::Count(k) => k,
+                    Limit::Max => n.max(1),
+                };
                 assert!(interval > 0, "clip_interval must be at least 1");
                 assert!(window > 0, "window must be at least 1");
                 let mut tasks = Vec::new();
@@ -142,19 +177,19 @@ mod tests {
 
     #[test]
     fn official_consecutive_skips_chunk_starts() {
-        let t = Protocol::consecutive(Some(20)).tasks(&clip(45, 0));
+        let t = Protocol::consecutive(Limit::Count(20)).tasks(&clip(45, 0));
         let targets: Vec<usize> = t.iter().map(|t| t.target).collect();
         assert_eq!(targets.len(), 44 - 2);
         assert!(!targets.contains(&20) && !targets.contains(&40) && !targets.contains(&0));
         assert_eq!(t[0].refs, vec![RefSource::Frame(0)]);
-        let t = Protocol::consecutive(None).tasks(&clip(5, 0));
+        let t = Protocol::consecutive(Limit::Max).tasks(&clip(5, 0));
         assert_eq!(t.len(), 4);
     }
 
     #[test]
     fn windows_stay_inside_their_chunk() {
         let p = Protocol::Consecutive {
-            clip_interval: Some(4),
+            clip_interval: Limit::Count(4),
             window: 3,
             next: true,
         };
@@ -174,13 +209,18 @@ mod tests {
 
     #[test]
     fn keyframe_uses_first_sheets() {
-        let t = Protocol::keyframe(RefShot::Count(1)).tasks(&clip(3, 2));
+        let t = Protocol::keyframe(Limit::Count(1)).tasks(&clip(3, 2));
         assert_eq!(t.len(), 3);
         assert_eq!(t[2].refs, vec![RefSource::Sheet(0)]);
-        let t = Protocol::keyframe(RefShot::Count(5)).tasks(&clip(1, 2));
+        let t = Protocol::keyframe(Limit::Count(5)).tasks(&clip(1, 2));
         assert_eq!(t[0].refs.len(), 2);
-        assert!(Protocol::keyframe(RefShot::Max)
-            .tasks(&clip(3, 0))
-            .is_empty());
+        assert!(Protocol::keyframe(Limit::Max).tasks(&clip(3, 0)).is_empty());
+        assert_eq!("max".parse(), Ok(Limit::Max));
+        assert_eq!("MAX".parse(), Ok(Limit::Max));
+        assert_eq!("20".parse(), Ok(Limit::Count(20)));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(bad.parse::<Limit>().is_err(), "{bad}");
+        }
+        assert_eq!(Limit::Count(5).to_string(), "5");
     }
 }

@@ -2,9 +2,9 @@
 
 use image::RgbaImage;
 
-use crate::error::{Error, Result};
+use crate::color_table::{ColorTable, Rgba};
+use crate::error::Result;
 use crate::lineart::LineArt;
-use crate::palette::{ColorTable, Rgba};
 use crate::segment::Segmentation;
 
 /// Which image to produce.
@@ -36,8 +36,8 @@ const CLEAR: Rgba = [0, 0, 0, 0];
 /// Renders `seg` coloured by `table`.
 ///
 /// # Errors
-/// [`Error::MissingColor`] when a segment has no colour (`what` names the
-/// table), [`Error::SizeMismatch`] when `line` differs in size.
+/// [`Error::MissingColor`] when a segment has no colour,
+/// [`Error::SizeMismatch`] when `line` differs in size.
 ///
 /// # Panics
 /// If `opts.keep_lines` is set without `line`.
@@ -46,23 +46,14 @@ pub fn render(
     table: &ColorTable,
     line: Option<&LineArt>,
     opts: RenderOptions,
-    what: &str,
 ) -> Result<RgbaImage> {
-    table.check_covers(seg, what)?;
+    table.check_covers(seg)?;
     assert!(
         !opts.keep_lines || line.is_some(),
         "keep_lines needs the line art"
     );
     if let Some(l) = line {
-        if (l.width(), l.height()) != (seg.width(), seg.height()) {
-            return Err(Error::SizeMismatch {
-                what: "line art".into(),
-                expected_w: seg.width(),
-                expected_h: seg.height(),
-                actual_w: l.width(),
-                actual_h: l.height(),
-            });
-        }
+        seg.check_size(l.width(), l.height())?;
     }
     let mut lut: Vec<Rgba> = Vec::with_capacity(seg.count() as usize + 1);
     lut.push(match opts.layer {
@@ -132,7 +123,7 @@ mod tests {
     #[test]
     fn full_layer_paints_lines_black() {
         let (seg, table, _) = setup();
-        let img = render(&seg, &table, None, RenderOptions::default(), "t").unwrap();
+        let img = render(&seg, &table, None, RenderOptions::default()).unwrap();
         let px: Vec<_> = img.pixels().map(|p| p.0).collect();
         assert_eq!(
             px,
@@ -152,7 +143,7 @@ mod tests {
             layer: Layer::Fill,
             keep_lines: false,
         };
-        let img = render(&seg, &table, None, opts, "t").unwrap();
+        let img = render(&seg, &table, None, opts).unwrap();
         assert_eq!(img.get_pixel(1, 0).0, CLEAR);
     }
 
@@ -163,7 +154,7 @@ mod tests {
             layer: Layer::Full,
             keep_lines: true,
         };
-        let img = render(&seg, &table, Some(&line), opts, "t").unwrap();
+        let img = render(&seg, &table, Some(&line), opts).unwrap();
         // Half-transparent black over the fill that reached under the line.
         assert_eq!(img.get_pixel(1, 0).0, [5, 10, 15, 255]);
         assert_eq!(img.get_pixel(2, 0).0, LINE_BLACK);
@@ -174,8 +165,8 @@ mod tests {
         let (seg, _, _) = setup();
         let table = ColorTable::from_colors([[1, 1, 1, 255]]);
         assert!(matches!(
-            render(&seg, &table, None, RenderOptions::default(), "t"),
-            Err(Error::MissingColor { segment: 2, .. })
+            render(&seg, &table, None, RenderOptions::default()),
+            Err(crate::Error::MissingColor { segment: 2 })
         ));
     }
 }

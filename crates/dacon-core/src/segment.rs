@@ -192,6 +192,19 @@ impl Segmentation {
         self.height
     }
 
+    /// Fails with [`Error::SizeMismatch`] unless an image of `width` x
+    /// `height` covers the same canvas as these labels.
+    pub fn check_size(&self, width: u32, height: u32) -> Result<()> {
+        if (width, height) == (self.width, self.height) {
+            Ok(())
+        } else {
+            Err(Error::SizeMismatch {
+                expected: [self.width, self.height],
+                actual: [width, height],
+            })
+        }
+    }
+
     /// Number of segments; labels run 1..=count.
     pub fn count(&self) -> u32 {
         self.count

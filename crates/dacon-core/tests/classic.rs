@@ -1,21 +1,21 @@
 //! The weight-free engine on our own procedurally drawn cuts, scored against
 //! the drawings' own paintings.
 
-use dacon_core::classic::ClassicMatcher;
+use dacon_core::classic::ClassicEngine;
 use dacon_core::metrics::score_frame;
-use dacon_core::synth::{draw_cut, CutSpec, DrawnFrame};
-use dacon_core::{ColorTable, Frame, LineArt, Matcher, Prediction, Reference, Segmentation};
+use dacon_core::{ColorTable, Engine, Frame, LineArt, Prediction, Reference, Segmentation};
+use dacon_synth::{draw_cut, CutSpec, DrawnFrame};
 use image::{Rgba, RgbaImage};
 
 fn prepare(f: &DrawnFrame) -> (Frame, ColorTable) {
     let art = LineArt::from_rgba(f.line.clone(), true);
     let seg = Segmentation::from_line_art(&art).unwrap();
-    let table = ColorTable::from_image(&seg, &f.gt, "gt").unwrap();
+    let table = ColorTable::from_image(&seg, &f.gt).unwrap();
     (Frame { art, seg }, table)
 }
 
 fn colorize(refs: &[&DrawnFrame], target: &DrawnFrame) -> (Prediction, f64, Frame, ColorTable) {
-    let m = ClassicMatcher::default();
+    let m = ClassicEngine::default();
     let refs: Vec<(Frame, ColorTable)> = refs.iter().map(|r| prepare(r)).collect();
     let feats: Vec<_> = refs.iter().map(|(f, _)| m.features(f).unwrap()).collect();
     let references: Vec<_> = feats
@@ -25,7 +25,7 @@ fn colorize(refs: &[&DrawnFrame], target: &DrawnFrame) -> (Prediction, f64, Fram
         .collect();
     let (tf, truth) = prepare(target);
     let p = m.predict(&references, &m.features(&tf).unwrap()).unwrap();
-    let (metrics, _) = score_frame(&tf.seg, &truth, &p.colors, "truth").unwrap();
+    let (metrics, _) = score_frame(&tf.seg, &truth, &p.colors).unwrap();
     (p, metrics.acc_thresh, tf, truth)
 }
 

@@ -8,19 +8,7 @@ use std::path::{Path, PathBuf};
 
 use dacon_core::metrics::score_frame;
 use dacon_core::{render, ColorTable, LineArt, RenderOptions, Segmentation};
-
-fn shared(sub: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("DACON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let p = root.join(sub);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} not found (set DACON_SHARED)", p.display());
-        None
-    }
-}
+use dacon_testkit::shared;
 
 /// Every (line image, expected label png, gt image) of the parity clips.
 fn clip_frames(v: &Path) -> Vec<(PathBuf, PathBuf, PathBuf)> {
@@ -68,9 +56,9 @@ fn segmentation_and_tables_match_official() {
             line.display()
         );
         let gt_img = dacon_core::imageio::read_picture(&gt).unwrap().rgba;
-        let table = ColorTable::from_image(&seg, &gt_img, "gt").unwrap();
+        let table = ColorTable::from_image(&seg, &gt_img).unwrap();
         let expected_json = std::fs::read_to_string(seg_png.with_extension("json")).unwrap();
-        let expected_table = ColorTable::from_json(&expected_json, "expected").unwrap();
+        let expected_table = ColorTable::from_json(&expected_json).unwrap();
         assert_eq!(table, expected_table, "{}", gt.display());
         // Byte-identical to the official writer (json.dump, indent 2).
         assert_eq!(table.to_json(), expected_json, "{}", gt.display());
@@ -123,7 +111,7 @@ fn render_reproduces_official_prediction_png() {
         let seg = Segmentation::open(&v.join(format!("expected/seg/{ch}/seg/target.png"))).unwrap();
         for ver in ["v1_0", "v1_1"] {
             let table = official_prediction(&v, ch, ver);
-            let img = render(&seg, &table, None, RenderOptions::default(), "pred").unwrap();
+            let img = render(&seg, &table, None, RenderOptions::default()).unwrap();
             let expected =
                 dacon_core::imageio::read_picture(&v.join(format!("expected/{ch}_{ver}_pred.png")))
                     .unwrap()
@@ -147,7 +135,7 @@ fn metrics_match_official() {
         let truth = ColorTable::open(&seg_png.with_extension("json")).unwrap();
         for ver in ["v1_0", "v1_1"] {
             let pred = official_prediction(&v, ch, ver);
-            let (m, _) = score_frame(&seg, &truth, &pred, "truth").unwrap();
+            let (m, _) = score_frame(&seg, &truth, &pred).unwrap();
             let e = &meta["cases"][ch][ver]["metrics"];
             let pairs = [
                 ("seg_acc", m.acc),
@@ -184,7 +172,7 @@ fn warpbench_segmentation_matches_dataset_labels() {
             let gt = dacon_core::imageio::read_picture(&dir.join(format!("gt/{f}.png")))
                 .unwrap()
                 .rgba;
-            let table = ColorTable::from_image(&seg, &gt, "gt").unwrap();
+            let table = ColorTable::from_image(&seg, &gt).unwrap();
             let expected = ColorTable::open(&dir.join(format!("seg/{f}.json"))).unwrap();
             assert_eq!(table, expected, "{ch}/{f}: table differs");
             checked += 1;

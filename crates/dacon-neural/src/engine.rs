@@ -1,12 +1,11 @@
-//! The neural engine as a [`Matcher`]: DINOv2 + DACoN head features per
+//! The neural engine as an [`Engine`]: DINOv2 + DACoN head features per
 //! segment, cosine similarity to the segments of all references together,
 //! the colour of the most similar one.
 
-use std::convert::Infallible;
 use std::path::Path;
 
 use burn::tensor::Device;
-use dacon_core::{ColorTable, Confidence, Frame, Matcher, Prediction, Reference};
+use dacon_core::{ColorTable, Confidence, Engine, Frame, Prediction, Reference, Source};
 
 use crate::dino::{Dinov2, Dinov2Config};
 use crate::error::{Error, Result};
@@ -223,11 +222,11 @@ pub fn similarity(target: &[f32], refs: &[&[f32]], dim: usize) -> Vec<f32> {
     out
 }
 
-impl Matcher for DaconEngine {
+impl Engine for DaconEngine {
     type Features = SegmentFeatures;
-    type Error = Infallible;
+    type Error = Error;
 
-    fn features(&self, frame: &Frame) -> Result<SegmentFeatures, Infallible> {
+    fn features(&self, frame: &Frame) -> Result<SegmentFeatures> {
         Ok(self.segment_features(frame))
     }
 
@@ -235,19 +234,30 @@ impl Matcher for DaconEngine {
         &self,
         refs: &[Reference<'_, SegmentFeatures>],
         target: &SegmentFeatures,
-    ) -> Result<Prediction, Infallible> {
-        assert!(!refs.is_empty(), "predict needs at least one reference");
+    ) -> Result<Prediction> {
+        if refs.is_empty() {
+            return Err(dacon_core::Error::NoReferences.into());
+        }
         let dim = target.feats_dim;
         let ref_feats: Vec<&[f32]> = refs.iter().map(|r| r.features.fused.as_slice()).collect();
         let sim = similarity(&target.fused, &ref_feats, dim);
-        // Colour of every concatenated reference segment.
-        let colors: Vec<[u8; 4]> = refs
+        // Colour and origin of every concatenated reference segment.
+        let (colors, sources): (Vec<[u8; 4]>, Vec<Source>) = refs
             .iter()
-            .flat_map(|r| {
-                (1..=r.features.segments as u32)
-                    .map(move |id| r.colors.get(id).unwrap_or([0, 0, 0, 0]))
+            .enumerate()
+            .flat_map(|(reference, r)| {
+                (1..=r.features.segments as u32).map(move |segment| {
+                    (
+                        r.colors.get(segment).unwrap_or([0, 0, 0, 0]),
+                        Source { reference, segment },
+                    )
+                })
             })
-            .collect();
+            .unzip();
+        if colors.is_empty() {
+            // References without a single segment: nothing to take from.
+            return Err(dacon_core::Error::NoReferences.into());
+        }
         let n = colors.len();
         let mut table = ColorTable::default();
         let mut confidence = Vec::with_capacity(target.segments);
@@ -274,6 +284,7 @@ impl Matcher for DaconEngine {
                 } else {
                     row[best]
                 },
+                source: Some(sources[best]),
             });
         }
         Ok(Prediction {

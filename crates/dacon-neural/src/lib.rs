@@ -2,6 +2,7 @@
 //! MLPs, fusion), on burn.
 #![warn(missing_docs)]
 
+pub mod any_engine;
 pub mod cache;
 pub mod describe;
 pub mod dino;
@@ -19,5 +20,6 @@ pub mod weights;
 
 pub use error::{Error, Result};
 
+pub use any_engine::{AnyEngine, AnyFeatures};
 pub use burn::tensor::Device;
 pub use engine::{DaconEngine, SegmentFeatures};

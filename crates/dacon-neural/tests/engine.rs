@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use burn::tensor::Device;
-use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, Segmentation};
+use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use dacon_neural::engine::similarity;
 use dacon_neural::DaconEngine;
 

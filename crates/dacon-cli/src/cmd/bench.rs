@@ -1,31 +1,108 @@
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
 use dacon_core::imageio::read_picture;
-use dacon_core::synth::voronoi_frame;
-use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, RenderOptions, Segmentation};
+use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, RenderOptions, Segmentation};
+use dacon_neural::{AnyEngine, DaconEngine};
+use dacon_synth::voronoi_frame;
 use image::codecs::png::PngEncoder;
 use image::ImageEncoder;
 
-use crate::args::BenchArgs;
-use crate::engine::Engine;
+use crate::args::{EngineArgs, JobsArg};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A line-art frame (default: synthetic).
+    #[arg(long, value_name = "FILE")]
+    pub line: Option<PathBuf>,
+    /// Side of the synthetic frame.
+    #[arg(long, default_value_t = 1920, value_parser = clap::value_parser!(u32).range(64..=8192))]
+    pub size: u32,
+    /// Cells (segments) of the synthetic frame.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub cells: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Random weights of a released shape instead of --checkpoint/--dino.
+    #[arg(long, value_enum, conflicts_with_all = ["checkpoint", "dino"])]
+    pub synthetic_model: Option<SyntheticModel>,
+    /// DACoN version of the synthetic checkpoint.
+    #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
+    pub dacon_version: VersionArg,
+    /// Runs per stage (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    /// Measure training steps (needs --synthetic-model or --checkpoint and
+    /// --dino) instead of colouring.
+    #[arg(long)]
+    pub train: bool,
+    /// Timed training steps per cache mode (the median is reported).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), requires = "train")]
+    pub steps: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SyntheticModel {
+    /// ViT-S/14 (width 384, 12 blocks).
+    Vits14,
+    /// ViT-B/14 (768, 12).
+    Vitb14,
+    /// ViT-L/14 (1024, 24).
+    Vitl14,
+}
+
+impl SyntheticModel {
+    /// Width and depth of the backbone.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            SyntheticModel::Vits14 => (384, 12),
+            SyntheticModel::Vitb14 => (768, 12),
+            SyntheticModel::Vitl14 => (1024, 24),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VersionArg {
+    /// DACoN v1.0.
+    #[value(name = "v1_0")]
+    V1_0,
+    /// DACoN v1.1.
+    #[value(name = "v1_1")]
+    V1_1,
+}
+
+/// An engine with random weights of a released shape.
+fn synthetic_engine(model: SyntheticModel, version: VersionArg) -> Result<AnyEngine> {
+    let (dim, depth) = model.shape();
+    let engine = DaconEngine::from_weights(
+        dacon_neural::synthetic::dacon(dim, version == VersionArg::V1_0),
+        dacon_neural::synthetic::dino(dim, depth),
+        None,
+        &dacon_neural::Device::default(),
+    )?;
+    Ok(AnyEngine::Dacon(Box::new(engine)))
+}
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
-        .build()?;
+    let pool = args.jobs.pool()?;
     if args.train {
         return pool.install(|| crate::cmd::bench_train::run(args));
     }
     let engine = match args.synthetic_model {
-        Some(m) => Engine::synthetic(m, args.dacon_version)?,
-        None => Engine::load(&args.engine)?,
+        Some(m) => synthetic_engine(m, args.dacon_version)?,
+        None => args.engine.load()?,
     };
     // The frame as PNG bytes, so reading is measured too.
     let png = match &args.line {
         Some(p) => std::fs::read(p).with_context(|| format!("{}", p.display()))?,
         None => {
-            let f = voronoi_frame(args.size, args.cells, (0, 0));
+            let f = voronoi_frame(args.size, args.cells as usize, (0, 0));
             let mut buf = Vec::new();
             PngEncoder::new(&mut buf)
                 .write_image(
@@ -42,12 +119,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let input = tmp.join("frame.png");
     std::fs::write(&input, &png)?;
-    let result = pool.install(|| match &engine {
-        Engine::Classic(m) => measure(m, &input, args),
-        Engine::Dacon(m) => {
+    let result = pool.install(|| {
+        if let AnyEngine::Dacon(m) = &engine {
             neural_stages(m, &input, args)?;
-            measure(m.as_ref(), &input, args)
         }
+        measure(&engine, &input, args)
     });
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -69,7 +145,7 @@ pub(crate) fn time<T>(n: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Durat
     Ok((median(times), last.expect("at least one run")))
 }
 
-fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
+fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let n = args.repeat;
     let (t_read, art) = time(n, || Ok(LineArt::open(input)?))?;
     let (t_seg, seg) = time(n, || Ok(Segmentation::from_line_art(&art)?))?;
@@ -88,13 +164,7 @@ fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Resu
     let (t_match, pred) = time(n, || m.predict(&refs, &target).map_err(anyhow::Error::new))?;
     let out = input.with_file_name("pred.png");
     let (t_write, ()) = time(n, || {
-        let img = dacon_core::render(
-            &frame.seg,
-            &pred.colors,
-            None,
-            RenderOptions::default(),
-            "bench",
-        )?;
+        let img = dacon_core::render(&frame.seg, &pred.colors, None, RenderOptions::default())?;
         dacon_core::imageio::write_rgba_png(&out, &img)?;
         Ok(())
     })?;
@@ -127,11 +197,7 @@ fn measure<M: Matcher>(m: &M, input: &std::path::Path, args: &BenchArgs) -> Resu
 }
 
 /// The neural feature stage split into its parts.
-fn neural_stages(
-    m: &dacon_neural::DaconEngine,
-    input: &std::path::Path,
-    args: &BenchArgs,
-) -> Result<()> {
+fn neural_stages(m: &DaconEngine, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let art = LineArt::open(input)?;
     let seg = Segmentation::from_line_art(&art)?;
     let frame = Frame { art, seg };

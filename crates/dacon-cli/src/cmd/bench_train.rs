@@ -4,14 +4,13 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dacon_core::synth::voronoi_frame;
 use dacon_core::{ColorTable, LineArt, Segmentation};
 use dacon_neural::cache::CacheMode;
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
+use dacon_synth::voronoi_frame;
 
-use super::bench::{peak_rss_mib, time};
-use crate::args::{BenchArgs, VersionArg};
+use super::bench::{peak_rss_mib, time, BenchArgs, VersionArg};
 
 /// Pairs of distinct frames of a three-frame clip (offsets +-1, +-2 wrapped),
 /// every frame a source and a target. Offset-0 pairs, which the sampler also
@@ -32,7 +31,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         (
             None,
-            crate::args::EngineOpts {
+            crate::args::EngineArgs {
                 checkpoint: Some(c),
                 dino: Some(d),
                 ..
@@ -54,10 +53,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let frames: Vec<TrainFrame> = [(0, 0), (6, 3), (12, 6)]
         .into_iter()
         .map(|shift| {
-            let f = voronoi_frame(args.size, args.cells, shift);
+            let f = voronoi_frame(args.size, args.cells as usize, shift);
             let art = LineArt::from_rgba(f.line, true);
             let seg = Segmentation::from_line_art(&art)?;
-            let colors = ColorTable::from_image(&seg, &f.gt, "synthetic frame")?;
+            let colors = ColorTable::from_image(&seg, &f.gt)?;
             Ok(TrainFrame::new(art, &seg, colors))
         })
         .collect::<Result<_>>()?;

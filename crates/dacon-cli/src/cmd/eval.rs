@@ -3,16 +3,99 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dacon_core::dataset::{open_clips, Clip, FrameFiles, Need};
-use dacon_core::eval::{load_truth, score, FrameScore, Report, Summary};
+use clap::{Args, ValueEnum};
+use dacon_core::dataset::{open_clips, Clip, Need};
+use dacon_core::eval::{load_truth, run_task, score, truth_table, FrameScore, Report, Summary};
 use dacon_core::imageio::{write_atomic, write_rgba_png};
-use dacon_core::protocol::{Protocol, RefShot, RefSource, Task};
-use dacon_core::{ColorTable, Frame, LineArt, Matcher, Reference, RenderOptions, Segmentation};
+use dacon_core::protocol::{Limit, Protocol, Task};
+use dacon_core::{ColorTable, Engine, RenderOptions};
 use rayon::prelude::*;
 
-use crate::args::{CountOrMax, EvalArgs, ProtocolArg};
+use crate::args::{EngineArgs, JobsArg};
 use crate::batch::progress;
-use crate::engine::Engine;
+use crate::inputs::refuse_overwriting_inputs;
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProtocolArg {
+    /// Every frame coloured from the character's design sheets.
+    Keyframe,
+    /// Frame i+1 coloured from the painted frame i.
+    Consecutive,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Benchmark root: character folders, or one character folder.
+    #[arg(long, value_name = "ROOT")]
+    pub data: PathBuf,
+    /// Which protocol.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Keyframe)]
+    pub protocol: ProtocolArg,
+    /// Keyframe: how many design sheets (first N by name), or `max`.
+    #[arg(long, value_name = "N|max", default_value = "max")]
+    pub ref_shot: Limit,
+    /// Consecutive: chunk length (20 for PaintBucket-Character) or `max`
+    /// (the whole clip, PaintBucket-Real).
+    #[arg(long, value_name = "N|max", default_value = "20")]
+    pub clip_interval: Limit,
+    /// Consecutive: use the K previous painted frames as references
+    /// (official: 1).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub refs_window: u32,
+    /// Consecutive: also use the following painted frame (not official).
+    #[arg(long)]
+    pub refs_next: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Score these predictions instead of running an engine.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["engine", "checkpoint"])]
+    pub predictions: Option<PathBuf>,
+    /// Also write the report as JSON (`overall`, `per_character`, `per_frame`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write the tables as Markdown.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Save the engine's predictions: `DIR/<character>/<frame>.{png,json}`.
+    #[arg(long, value_name = "DIR")]
+    pub save_pred: Option<PathBuf>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl EvalArgs {
+    /// The protocol the options describe.
+    pub fn protocol(&self) -> Protocol {
+        match self.protocol {
+            ProtocolArg::Keyframe => Protocol::keyframe(self.ref_shot),
+            ProtocolArg::Consecutive => Protocol::Consecutive {
+                clip_interval: self.clip_interval,
+                window: self.refs_window as usize,
+                next: self.refs_next,
+            },
+        }
+    }
+
+    /// The report's title line.
+    fn title(&self) -> String {
+        let source = match &self.predictions {
+            Some(p) => format!("predictions {}", p.display()),
+            None => self.engine.describe(),
+        };
+        match self.protocol {
+            ProtocolArg::Keyframe => format!("keyframe, ref-shot {}, {source}", self.ref_shot),
+            ProtocolArg::Consecutive => format!(
+                "consecutive, clip-interval {}, refs-window {}{}, {source}",
+                self.clip_interval,
+                self.refs_window,
+                if self.refs_next { " + next" } else { "" }
+            ),
+        }
+    }
+}
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(p) = &args.predictions {
@@ -24,7 +107,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
     let clips = open_clips(&args.data, Need::Evaluation)?;
-    let protocol = protocol(args);
+    // Reports and saved predictions must not land on the dataset.
+    for out in [&args.json, &args.markdown, &args.save_pred]
+        .into_iter()
+        .flatten()
+    {
+        refuse_inside(out, &args.data)?;
+        refuse_overwriting_inputs(out, &[&args.data])?;
+    }
+    let protocol = args.protocol();
     let tasks: Vec<(usize, Task)> = clips
         .iter()
         .enumerate()
@@ -38,16 +129,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let engine = match &args.predictions {
         Some(_) => None,
-        None => Some(Engine::load(&args.engine)?),
+        None => Some(args.engine.load()?),
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
-        .build()?;
+    let pool = args.jobs.pool()?;
     let pb = progress(tasks.len() as u64, args.quiet, "frames");
     let engine_time = Mutex::new(Duration::ZERO);
     let start = Instant::now();
-    let scores: Vec<Result<FrameScore>> = pool.install(|| match &args.predictions {
-        Some(dir) => tasks
+    let scores: Vec<Result<FrameScore>> = pool.install(|| match (&args.predictions, &engine) {
+        (Some(dir), _) => tasks
             .par_iter()
             .map(|(ci, t)| {
                 let r = score_file(&clips[*ci], t, dir);
@@ -55,15 +144,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 r
             })
             .collect(),
-        None => {
-            let save = args.save_pred.as_deref();
-            match engine.as_ref().expect("loaded above") {
-                Engine::Classic(m) => engine_scores(m, &clips, &tasks, save, &engine_time, &pb),
-                Engine::Dacon(m) => {
-                    engine_scores(m.as_ref(), &clips, &tasks, save, &engine_time, &pb)
-                }
-            }
-        }
+        (None, Some(engine)) => engine_scores(
+            engine,
+            &clips,
+            &tasks,
+            args.save_pred.as_deref(),
+            &engine_time,
+            &pb,
+        ),
+        (None, None) => unreachable!("an engine is loaded without --predictions"),
     });
     pb.finish_and_clear();
     let wall = start.elapsed();
@@ -72,7 +161,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         report.frames.push(s?);
     }
     let engine = engine_time.into_inner().unwrap_or_default();
-    print_tables(&report, &protocol_name(args), &mut std::io::stdout().lock())?;
+    print_tables(&report, &args.title(), &mut std::io::stdout().lock())?;
     let missing = report.overall().missing;
     if missing > 0 {
         eprintln!("warning: {missing} segments had no prediction and were counted wrong");
@@ -92,51 +181,34 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     if let Some(p) = &args.markdown {
         let mut buf = Vec::new();
-        print_markdown(&report, &protocol_name(args), &mut buf)?;
+        print_markdown(&report, &args.title(), &mut buf)?;
         write_atomic(p, &buf)?;
     }
     Ok(())
 }
 
-fn protocol(args: &EvalArgs) -> Protocol {
-    match args.protocol {
-        ProtocolArg::Keyframe => Protocol::keyframe(match args.ref_shot {
-            CountOrMax::Count(n) => RefShot::Count(n),
-            CountOrMax::Max => RefShot::Max,
-        }),
-        ProtocolArg::Consecutive => Protocol::Consecutive {
-            clip_interval: match args.clip_interval {
-                CountOrMax::Count(n) => Some(n),
-                CountOrMax::Max => None,
-            },
-            window: args.refs_window as usize,
-            next: args.refs_next,
-        },
-    }
-}
-
-fn protocol_name(args: &EvalArgs) -> String {
-    let count = |c: CountOrMax| match c {
-        CountOrMax::Count(n) => n.to_string(),
-        CountOrMax::Max => "max".into(),
+/// Fails when `out` lies inside the folder `input`.
+fn refuse_inside(out: &Path, input: &Path) -> Result<()> {
+    let (Ok(input), Some(parent)) = (input.canonicalize(), out.parent()) else {
+        return Ok(());
     };
-    let source = match &args.predictions {
-        Some(p) => format!("predictions {}", p.display()),
-        None => match (args.engine.engine, &args.engine.checkpoint) {
-            (Some(crate::args::EngineArg::Classic), _) | (None, None) => "engine classic".into(),
-            (_, Some(c)) => format!("engine dacon {}", c.display()),
-            (Some(crate::args::EngineArg::Dacon), None) => "engine dacon".into(),
-        },
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
     };
-    match args.protocol {
-        ProtocolArg::Keyframe => format!("keyframe, ref-shot {}, {source}", count(args.ref_shot)),
-        ProtocolArg::Consecutive => format!(
-            "consecutive, clip-interval {}, refs-window {}{}, {source}",
-            count(args.clip_interval),
-            args.refs_window,
-            if args.refs_next { " + next" } else { "" }
-        ),
+    let out_abs = match parent.canonicalize() {
+        Ok(p) => p.join(out.file_name().unwrap_or_default()),
+        Err(_) => return Ok(()), // not created yet, so not inside an input
+    };
+    if out_abs.starts_with(&input) {
+        anyhow::bail!(
+            "{}: output inside the dataset folder {}; write reports elsewhere",
+            out.display(),
+            input.display()
+        );
     }
+    Ok(())
 }
 
 /// Scores a prediction file; a missing file scores every segment wrong.
@@ -153,104 +225,51 @@ fn score_file(clip: &Clip, task: &Task, dir: &Path) -> Result<FrameScore> {
 }
 
 /// Runs an engine on every task and scores it (also `train`'s validation).
-pub(crate) fn engine_scores<M: Matcher>(
-    matcher: &M,
+pub(crate) fn engine_scores<E: Engine>(
+    engine: &E,
     clips: &[Clip],
     tasks: &[(usize, Task)],
     save: Option<&Path>,
     engine_time: &Mutex<Duration>,
     pb: &indicatif::ProgressBar,
 ) -> Vec<Result<FrameScore>> {
-    let ctx = EngineRun {
-        matcher,
-        save,
-        engine_time,
-    };
     tasks
         .par_iter()
         .map(|(ci, t)| {
-            let r = ctx.run(&clips[*ci], t);
+            let r = score_task(engine, &clips[*ci], t, save, engine_time);
             pb.inc(1);
             r
         })
         .collect()
 }
 
-struct EngineRun<'a, M> {
-    matcher: &'a M,
-    save: Option<&'a Path>,
-    engine_time: &'a Mutex<Duration>,
-}
-
-impl<M: Matcher> EngineRun<'_, M> {
-    fn frame(files: &FrameFiles) -> Result<Frame> {
-        let seg_path = files
-            .seg
-            .as_ref()
-            .with_context(|| format!("frame {} has no labels", files.name))?;
-        let art = LineArt::open(&files.line)?;
-        let seg = Segmentation::open(seg_path)?;
-        if (art.width(), art.height()) != (seg.width(), seg.height()) {
-            anyhow::bail!(
-                "{}: size {}x{} differs from its labels {} ({}x{})",
-                files.line.display(),
-                art.width(),
-                art.height(),
-                seg_path.display(),
-                seg.width(),
-                seg.height()
-            );
-        }
-        Ok(Frame { art, seg })
+fn score_task<E: Engine>(
+    engine: &E,
+    clip: &Clip,
+    task: &Task,
+    save: Option<&Path>,
+    engine_time: &Mutex<Duration>,
+) -> Result<FrameScore> {
+    let run = run_task(engine, clip, task)?;
+    *engine_time.lock().expect("not poisoned") += run.engine_time;
+    let (seg, truth) = (run.seg, truth_table(clip, task.target)?);
+    if let Some(dir) = save {
+        let name = &clip.frames[task.target].name;
+        let out = dir.join(&clip.name);
+        std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+        run.prediction
+            .colors
+            .save(&out.join(format!("{name}.json")))?;
+        let img = dacon_core::render(&seg, &run.prediction.colors, None, RenderOptions::default())?;
+        write_rgba_png(&out.join(format!("{name}.png")), &img)?;
     }
-
-    fn run(&self, clip: &Clip, task: &Task) -> Result<FrameScore> {
-        let target = Self::frame(&clip.frames[task.target])?;
-        let mut refs = Vec::with_capacity(task.refs.len());
-        for r in &task.refs {
-            let files = match *r {
-                RefSource::Sheet(i) => &clip.refs[i],
-                RefSource::Frame(i) => &clip.frames[i],
-            };
-            let table_path: &PathBuf = files
-                .table
-                .as_ref()
-                .with_context(|| format!("reference {} has no colour table", files.name))?;
-            refs.push((Self::frame(files)?, ColorTable::open(table_path)?));
-        }
-        let t0 = Instant::now();
-        let feats = |f: &Frame| self.matcher.features(f).map_err(anyhow::Error::new);
-        let target_features = feats(&target)?;
-        let ref_features: Vec<M::Features> =
-            refs.iter().map(|(f, _)| feats(f)).collect::<Result<_>>()?;
-        let references: Vec<Reference<'_, M::Features>> = ref_features
-            .iter()
-            .zip(&refs)
-            .map(|(features, (_, colors))| Reference { features, colors })
-            .collect();
-        let prediction = self
-            .matcher
-            .predict(&references, &target_features)
-            .map_err(anyhow::Error::new)?;
-        *self.engine_time.lock().expect("not poisoned") += t0.elapsed();
-
-        let (seg, truth) = load_truth(clip, task.target)?;
-        if let Some(dir) = self.save {
-            let name = &clip.frames[task.target].name;
-            let out = dir.join(&clip.name);
-            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
-            prediction.colors.save(&out.join(format!("{name}.json")))?;
-            let img = dacon_core::render(
-                &seg,
-                &prediction.colors,
-                None,
-                RenderOptions::default(),
-                name,
-            )?;
-            write_rgba_png(&out.join(format!("{name}.png")), &img)?;
-        }
-        Ok(score(clip, task.target, &seg, &truth, &prediction.colors)?)
-    }
+    Ok(score(
+        clip,
+        task.target,
+        &seg,
+        &truth,
+        &run.prediction.colors,
+    )?)
 }
 
 const COLUMNS: [&str; 7] = [

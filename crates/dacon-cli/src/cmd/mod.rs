@@ -1,15 +1,16 @@
-//! One module per subcommand; each turns its arguments into library calls.
+//! One module per subcommand: its arguments and the library calls they
+//! turn into.
 
-mod bench;
+pub mod bench;
 mod bench_train;
-mod colorize;
-mod colors;
-pub(crate) mod eval;
-mod example;
-mod render;
-mod segment;
-mod train;
-mod weights;
+pub mod colorize;
+pub mod colors;
+pub mod eval;
+pub mod example;
+pub mod render;
+pub mod segment;
+pub mod train;
+pub mod weights;
 
 use std::process::ExitCode;
 
@@ -19,11 +20,8 @@ use crate::args::{Cli, Command};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Weights(w) = &cli.command {
-        return weights::run(w);
-    }
-    match cli.command {
-        Command::Weights(_) => unreachable!("handled above"),
+    let done = match cli.command {
+        Command::Weights(w) => return weights::run(&w),
         Command::Segment(a) => segment::run(&a),
         Command::Colors(a) => colors::run(&a),
         Command::Render(a) => render::run(&a),
@@ -32,6 +30,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Example(a) => example::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Train(a) => train::run(&a),
-    }
-    .map(|()| ExitCode::SUCCESS)
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

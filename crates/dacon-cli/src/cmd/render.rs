@@ -1,46 +1,69 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use dacon_core::{imageio::write_rgba_png, ColorTable, LineArt, RenderOptions, Segmentation};
+use clap::Args;
+use dacon_core::{
+    imageio::write_rgba_png, ColorTable, Frame, LineOptions, RenderOptions, ResultExt,
+};
 
-use crate::args::RenderArgs;
+use crate::args::{BatchArgs, OutputArgs};
 use crate::batch::{self, Outcome};
 use crate::inputs::{images_in, prepare_out_dir, refuse_overwriting_inputs, stem};
 
-/// One frame to render: line art, labels, table.
-struct Frame {
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The line art (or a folder of it).
+    #[arg(value_name = "LINE")]
+    pub line: PathBuf,
+    /// Its label PNG (or a folder of them).
+    #[arg(value_name = "LABELS")]
+    pub labels: PathBuf,
+    /// The colour table (or a folder of `.json` tables).
+    #[arg(value_name = "TABLE")]
+    pub table: PathBuf,
+    /// Output folder; writes `OUT/<name of LINE>.png`.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+/// The files of one frame to render.
+struct RenderJob {
     line: PathBuf,
     labels: PathBuf,
     table: PathBuf,
 }
 
 pub fn run(args: &RenderArgs) -> Result<()> {
-    let frames = match (
+    let jobs = match (
         args.line.is_dir(),
         args.labels.is_dir(),
         args.table.is_dir(),
     ) {
-        (false, false, false) => vec![Frame {
+        (false, false, false) => vec![RenderJob {
             line: args.line.clone(),
             labels: args.labels.clone(),
             table: args.table.clone(),
         }],
-        (true, true, true) => frames_in_dirs(args)?,
+        (true, true, true) => jobs_in_dirs(args)?,
         _ => bail!("LINE, LABELS and TABLE must be three files or three folders"),
     };
     prepare_out_dir(&args.out)?;
-    let opts = args.layer.options(args.keep_lines);
+    let opts = args.output.options();
     let summary = batch::run(
-        &frames,
-        |f| f.line.display().to_string(),
+        &jobs,
+        |j| j.line.display().to_string(),
         &args.batch,
-        |f| render_one(f, &args.out, opts, args.batch.force),
+        |j| render_one(j, &args.out, opts, args.batch.force),
     )?;
     summary.report("render", args.batch.quiet);
     summary.into_result()
 }
 
-fn frames_in_dirs(args: &RenderArgs) -> Result<Vec<Frame>> {
+fn jobs_in_dirs(args: &RenderArgs) -> Result<Vec<RenderJob>> {
     let lines = images_in(&args.line)?;
     if lines.is_empty() {
         bail!("{}: no images in this folder", args.line.display());
@@ -49,7 +72,7 @@ fn frames_in_dirs(args: &RenderArgs) -> Result<Vec<Frame>> {
         .into_iter()
         .map(|line| {
             let name = stem(&line)?;
-            Ok(Frame {
+            Ok(RenderJob {
                 labels: args.labels.join(format!("{name}.png")),
                 table: args.table.join(format!("{name}.json")),
                 line,
@@ -58,34 +81,15 @@ fn frames_in_dirs(args: &RenderArgs) -> Result<Vec<Frame>> {
         .collect()
 }
 
-fn render_one(f: &Frame, out: &Path, opts: RenderOptions, force: bool) -> Result<Outcome> {
-    let dest = out.join(format!("{}.png", stem(&f.line)?));
-    refuse_overwriting_inputs(&dest, &[&f.line, &f.labels, &f.table])?;
+fn render_one(j: &RenderJob, out: &Path, opts: RenderOptions, force: bool) -> Result<Outcome> {
+    let dest = out.join(format!("{}.png", stem(&j.line)?));
+    refuse_overwriting_inputs(&dest, &[&j.line, &j.labels, &j.table])?;
     if !force && dest.is_file() {
         return Ok(Outcome::Skipped);
     }
-    let seg = Segmentation::open(&f.labels)?;
-    let table = ColorTable::open(&f.table)?;
-    let line = LineArt::open(&f.line)?;
-    let img = dacon_core::render(
-        &seg,
-        &table,
-        Some(&line),
-        opts,
-        &f.table.display().to_string(),
-    )
-    .map_err(|e| match e {
-        dacon_core::Error::SizeMismatch { .. } => anyhow::anyhow!(
-            "{}: size {}x{} does not match the labels {} ({}x{})",
-            f.line.display(),
-            line.width(),
-            line.height(),
-            f.labels.display(),
-            seg.width(),
-            seg.height()
-        ),
-        other => other.into(),
-    })?;
+    let frame = Frame::open_labelled(&j.line, &j.labels, &LineOptions::default())?;
+    let table = ColorTable::open(&j.table)?;
+    let img = dacon_core::render(&frame.seg, &table, Some(&frame.art), opts).at(&j.table)?;
     write_rgba_png(&dest, &img)?;
     Ok(Outcome::Done)
 }

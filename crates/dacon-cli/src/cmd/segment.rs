@@ -1,20 +1,36 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use dacon_core::{imageio::write_atomic, LineArt, Segmentation};
+use clap::Args;
+use dacon_core::{imageio::write_atomic, Frame, Segmentation};
 
-use crate::args::SegmentArgs;
+use crate::args::{BatchArgs, LineArgs};
 use crate::batch::{self, Outcome};
 use crate::inputs::{collect_images, prepare_out_dir, refuse_overwriting_inputs, stem};
+
+#[derive(Debug, Args)]
+pub struct SegmentArgs {
+    /// Line-art images (PNG, TGA, TIFF) or folders of them.
+    #[arg(required = true, value_name = "LINE")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub line: LineArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
 
 pub fn run(args: &SegmentArgs) -> Result<()> {
     let frames = collect_images(&args.inputs)?;
     prepare_out_dir(&args.out)?;
+    let opts = args.line.options();
     let summary = batch::run(
         &frames,
         |p| p.display().to_string(),
         &args.batch,
-        |line| segment_one(line, &args.out, args),
+        |line| segment_one(line, &args.out, &opts, args.batch.force),
     )?;
     summary.report("segment", args.batch.quiet);
     summary.into_result()
@@ -29,22 +45,22 @@ pub fn outputs(out: &Path, line: &Path) -> Result<(PathBuf, PathBuf)> {
     ))
 }
 
-fn segment_one(line: &Path, out: &Path, args: &SegmentArgs) -> Result<Outcome> {
+fn segment_one(
+    line: &Path,
+    out: &Path,
+    opts: &dacon_core::LineOptions,
+    force: bool,
+) -> Result<Outcome> {
     let (labels_path, stats_path) = outputs(out, line)?;
     refuse_overwriting_inputs(&labels_path, &[line])?;
-    if !args.batch.force && labels_path.is_file() && stats_path.is_file() {
+    if !force && labels_path.is_file() && stats_path.is_file() {
         return Ok(Outcome::Skipped);
     }
-    let mut art = LineArt::open(line)?;
-    if let Some(t) = args.line_threshold {
-        art.binarize(t);
-        art.check_not_empty(&line.display().to_string())?;
-    }
-    let seg = Segmentation::from_line_art(&art)?;
-    let text = stats_json(&seg)?;
+    let frame = Frame::open(line, opts)?;
+    let text = stats_json(&frame.seg)?;
     // Labels first, statistics last: a frame counts as complete (and is
     // skipped on the next run) only when both exist.
-    seg.save(&labels_path)?;
+    frame.seg.save(&labels_path)?;
     write_atomic(&stats_path, text.as_bytes())?;
     Ok(Outcome::Done)
 }

@@ -2,10 +2,60 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use clap::Subcommand;
 use dacon_neural::describe::{describe, WeightKind};
 use hf_hub::api::sync::ApiBuilder;
 
-use crate::args::WeightsCommand;
+use super::bench::{SyntheticModel, VersionArg};
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Say what a weight file is: a DINOv2 backbone (layout, width, depth,
+    /// heads, registers) or a DACoN checkpoint (version, sizes), or neither.
+    ///
+    /// Exit code 1 when the file is neither.
+    ///
+    /// Example: dacon weights check dacon_v1_1.pth
+    Check {
+        /// `.pth` or `.safetensors` files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write random weights with the shapes of the released models (a
+    /// DINOv2 and a DACoN checkpoint, safetensors) for benchmarks of any
+    /// command without downloads. Results are meaningless colours.
+    ///
+    /// Example: dacon weights synthetic --model vits14 --out /tmp/w
+    Synthetic {
+        /// Backbone shape.
+        #[arg(long, value_enum, default_value_t = SyntheticModel::Vits14)]
+        model: SyntheticModel,
+        /// DACoN version of the checkpoint.
+        #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
+        dacon_version: VersionArg,
+        /// Output folder.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Download DINOv2 weights from the Hugging Face hub into its standard
+    /// cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    ///
+    /// Names: dinov2-small, dinov2-base, dinov2-large, dinov2-giant, and
+    /// dinov2-reg4-{small,base,large,giant} (with registers). The endpoint is
+    /// `$HF_ENDPOINT` (default `https://huggingface.co`). Prints the path to
+    /// pass as `--dino`. The DACoN checkpoints are not on the hub: download
+    /// them from the links in the DACoN repository.
+    ///
+    /// Example: dacon weights fetch dinov2-small
+    Fetch {
+        /// Models to download.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Cache folder instead of the standard one.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+    },
+}
 
 pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
     match cmd {
@@ -29,7 +79,7 @@ pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
         } => {
             let (dim, depth) = model.shape();
             std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
-            let v10 = *dacon_version == crate::args::VersionArg::V1_0;
+            let v10 = *dacon_version == VersionArg::V1_0;
             let dino = out.join(format!("dinov2_synthetic_{dim}x{depth}.safetensors"));
             let ckpt = out.join(format!(
                 "dacon_synthetic_{}.safetensors",

@@ -27,10 +27,10 @@
 
 mod align;
 
-use std::convert::Infallible;
-
-use crate::matcher::{Confidence, Frame, Matcher, Prediction, Reference};
-use crate::palette::{ColorTable, Rgba};
+use crate::color_table::{ColorTable, Rgba};
+use crate::engine::{Confidence, Engine, Prediction, Reference, Source};
+use crate::error::Error;
+use crate::frame::Frame;
 
 use align::{fit_similarity, LineMap, Warp};
 
@@ -55,16 +55,16 @@ impl Default for ClassicConfig {
     }
 }
 
-/// The weight-free matcher.
+/// The weight-free engine.
 #[derive(Debug, Clone, Default)]
-pub struct ClassicMatcher {
+pub struct ClassicEngine {
     config: ClassicConfig,
 }
 
-impl ClassicMatcher {
-    /// A matcher with the given parameters.
+impl ClassicEngine {
+    /// An engine with the given parameters.
     pub fn new(config: ClassicConfig) -> Self {
-        ClassicMatcher { config }
+        ClassicEngine { config }
     }
 }
 
@@ -208,7 +208,7 @@ struct Candidate {
     size: f64,
 }
 
-impl ClassicMatcher {
+impl ClassicEngine {
     /// Overlap counts of every target segment with reference segments.
     fn overlaps(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp) -> Vec<Vec<(u32, u32)>> {
         let mut out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); t.count + 1];
@@ -420,11 +420,22 @@ impl ClassicMatcher {
     }
 }
 
-impl Matcher for ClassicMatcher {
-    type Features = ClassicFeatures;
-    type Error = Infallible;
+/// One colour's support for a target segment, summed over references.
+#[derive(Debug, Clone, Copy)]
+struct Vote {
+    color: Rgba,
+    /// Weighted score summed over references.
+    total: f64,
+    /// The largest single contribution and the reference segment behind it.
+    strongest: f64,
+    source: Source,
+}
 
-    fn features(&self, frame: &Frame) -> Result<ClassicFeatures, Infallible> {
+impl Engine for ClassicEngine {
+    type Features = ClassicFeatures;
+    type Error = Error;
+
+    fn features(&self, frame: &Frame) -> Result<ClassicFeatures, Error> {
         Ok(ClassicFeatures::new(frame, self.config.align_side))
     }
 
@@ -432,32 +443,51 @@ impl Matcher for ClassicMatcher {
         &self,
         refs: &[Reference<'_, ClassicFeatures>],
         target: &ClassicFeatures,
-    ) -> Result<Prediction, Infallible> {
-        assert!(!refs.is_empty(), "predict needs at least one reference");
-        // Per target segment: (colour, weighted score sum).
-        let mut votes: Vec<Vec<(Rgba, f64)>> = vec![Vec::new(); target.count + 1];
+    ) -> Result<Prediction, Error> {
+        if refs.is_empty() {
+            return Err(Error::NoReferences);
+        }
+        let mut votes: Vec<Vec<Vote>> = vec![Vec::new(); target.count + 1];
         let mut total_weight = 0.0;
-        for reference in refs {
+        for (ri, reference) in refs.iter().enumerate() {
             let (scores, quality) = self.match_reference(target, reference.features);
             let weight = quality.max(1e-3).powi(2);
             total_weight += weight;
             for (tl, cands) in scores.iter().enumerate().skip(1) {
-                // Best score per colour within this reference.
-                let mut best: Vec<(Rgba, f64)> = Vec::new();
+                // Best score (and its segment) per colour within this
+                // reference.
+                let mut best: Vec<(Rgba, f64, u32)> = Vec::new();
                 for cand in cands {
                     let s = cand.score;
                     let Some(c) = reference.colors.get(cand.label) else {
                         continue;
                     };
                     match best.iter_mut().find(|e| e.0 == c) {
-                        Some(e) => e.1 = e.1.max(s),
-                        None => best.push((c, s)),
+                        Some(e) if s > e.1 => *e = (c, s, cand.label),
+                        Some(_) => {}
+                        None => best.push((c, s, cand.label)),
                     }
                 }
-                for (c, s) in best {
-                    match votes[tl].iter_mut().find(|e| e.0 == c) {
-                        Some(e) => e.1 += weight * s,
-                        None => votes[tl].push((c, weight * s)),
+                for (color, s, label) in best {
+                    let w = weight * s;
+                    let source = Source {
+                        reference: ri,
+                        segment: label,
+                    };
+                    match votes[tl].iter_mut().find(|e| e.color == color) {
+                        Some(e) => {
+                            e.total += w;
+                            if w > e.strongest {
+                                e.strongest = w;
+                                e.source = source;
+                            }
+                        }
+                        None => votes[tl].push(Vote {
+                            color,
+                            total: w,
+                            strongest: w,
+                            source,
+                        }),
                     }
                 }
             }
@@ -466,13 +496,17 @@ impl Matcher for ClassicMatcher {
         let mut confidence = Vec::with_capacity(target.count);
         for (tl, v) in votes.iter_mut().enumerate().skip(1) {
             // Highest score; ties to the smaller RGBA for determinism.
-            v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let (color, best) = v.first().copied().unwrap_or(([255, 255, 255, 0], 0.0));
-            let second = v.get(1).map_or(0.0, |e| e.1);
+            v.sort_by(|a, b| b.total.total_cmp(&a.total).then(a.color.cmp(&b.color)));
+            let second = v.get(1).map_or(0.0, |e| e.total);
+            let (color, best, source) = match v.first() {
+                Some(e) => (e.color, e.total, Some(e.source)),
+                None => ([255, 255, 255, 0], 0.0, None),
+            };
             colors.set(tl as u32, color);
             confidence.push(Confidence {
                 similarity: (best / total_weight) as f32,
                 margin: ((best - second) / total_weight) as f32,
+                source,
             });
         }
         Ok(Prediction { colors, confidence })

@@ -2,21 +2,9 @@
 
 //! Shared helpers of the parity tests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// `../shared/vectors/parity-v1`, or a SKIPPED message.
-pub fn vectors() -> Option<PathBuf> {
-    let root = std::env::var_os("DACON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let p = root.join("vectors/parity-v1");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} not found (set DACON_SHARED)", p.display());
-        None
-    }
-}
+pub use dacon_testkit::vectors;
 
 /// Expected tensors of the official code, any dtype, as f64.
 pub struct Expected {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use image::RgbaImage;
 
-use crate::error::{Error, Result};
-use crate::imageio::write_atomic;
+use crate::error::{Error, Result, ResultExt};
+use crate::imageio::{read_picture, write_atomic};
 use crate::segment::Segmentation;
 
 /// An 8-bit RGBA colour.
@@ -38,18 +38,9 @@ impl ColorTable {
     /// lexicographically smallest RGBA), as the official colour extractor.
     ///
     /// # Errors
-    /// [`Error::SizeMismatch`] when the image and the labels differ in size;
-    /// `what` names the image in the message.
-    pub fn from_image(seg: &Segmentation, image: &RgbaImage, what: &str) -> Result<Self> {
-        if image.dimensions() != (seg.width(), seg.height()) {
-            return Err(Error::SizeMismatch {
-                what: what.to_string(),
-                expected_w: seg.width(),
-                expected_h: seg.height(),
-                actual_w: image.width(),
-                actual_h: image.height(),
-            });
-        }
+    /// [`Error::SizeMismatch`] when the image and the labels differ in size.
+    pub fn from_image(seg: &Segmentation, image: &RgbaImage) -> Result<Self> {
+        seg.check_size(image.width(), image.height())?;
         // Nearly every segment is one flat colour, so a short list of
         // (colour, count) per segment beats a hash map; segments with many
         // colours (anti-aliased or textured paint) spill into one.
@@ -141,14 +132,10 @@ impl ColorTable {
     /// Checks that every segment of `seg` has a colour.
     ///
     /// # Errors
-    /// [`Error::MissingColor`] naming the first segment without one; `what`
-    /// names the table.
-    pub fn check_covers(&self, seg: &Segmentation, what: &str) -> Result<()> {
+    /// [`Error::MissingColor`] naming the first segment without one.
+    pub fn check_covers(&self, seg: &Segmentation) -> Result<()> {
         match (1..=seg.count()).find(|&id| self.get(id).is_none()) {
-            Some(segment) => Err(Error::MissingColor {
-                what: what.to_string(),
-                segment,
-            }),
+            Some(segment) => Err(Error::MissingColor { segment }),
             None => Ok(()),
         }
     }
@@ -200,12 +187,9 @@ impl ColorTable {
     /// `[r,g,b]` (opaque); keys are 1-based segment ids, in any order.
     ///
     /// # Errors
-    /// [`Error::ColorTable`] naming `what` and the bad entry.
-    pub fn from_json(text: &str, what: &str) -> Result<Self> {
-        let bad = |reason: String| Error::ColorTable {
-            what: what.to_string(),
-            reason,
-        };
+    /// [`Error::ColorTable`] naming the bad entry.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::ColorTable { reason };
         let map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object: {e}")))?;
         let mut table = ColorTable::default();
@@ -234,7 +218,17 @@ impl ColorTable {
     /// Reads a JSON table from a file.
     pub fn open(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_json(&text, &path.display().to_string())
+        Self::from_json(&text).at(path)
+    }
+
+    /// The table of a painted frame: the most frequent colour of the image
+    /// at `painted` in each segment of `seg` (see [`ColorTable::from_image`]).
+    ///
+    /// # Errors
+    /// The image's read errors, or [`Error::SizeMismatch`], naming the file.
+    pub fn from_painted(seg: &Segmentation, painted: &Path) -> Result<Self> {
+        let picture = read_picture(painted)?;
+        Self::from_image(seg, &picture.rgba).at(painted)
     }
 
     /// Writes the JSON table atomically.
@@ -274,7 +268,7 @@ mod tests {
         for (x, c) in cols.iter().enumerate() {
             img.put_pixel(x as u32, 0, Px(*c));
         }
-        let t = ColorTable::from_image(&seg, &img, "img").unwrap();
+        let t = ColorTable::from_image(&seg, &img).unwrap();
         assert_eq!(t.get(1), Some([9, 9, 9, 255]));
         assert_eq!(t.get(2), Some([4, 9, 9, 255]));
     }
@@ -289,7 +283,7 @@ mod tests {
             let v = if x == 35 { 30 } else { x as u8 };
             img.put_pixel(x, 0, Px([v, 0, 0, 255]));
         }
-        let t = ColorTable::from_image(&seg, &img, "img").unwrap();
+        let t = ColorTable::from_image(&seg, &img).unwrap();
         assert_eq!(t.get(1), Some([30, 0, 0, 255]));
     }
 
@@ -301,13 +295,12 @@ mod tests {
             s,
             "{\n  \"1\": [\n    255,\n    255,\n    255,\n    0\n  ],\n  \"2\": [\n    1,\n    2,\n    3,\n    255\n  ]\n}"
         );
-        assert_eq!(ColorTable::from_json(&s, "t").unwrap(), t);
+        assert_eq!(ColorTable::from_json(&s).unwrap(), t);
         assert_eq!(
             t.to_json_compact(),
             r#"{"1": [255, 255, 255, 0], "2": [1, 2, 3, 255]}"#
         );
-        let compact =
-            ColorTable::from_json(r#"{"2": [1, 2, 3], "1": [255,255,255,0]}"#, "t").unwrap();
+        let compact = ColorTable::from_json(r#"{"2": [1, 2, 3], "1": [255,255,255,0]}"#).unwrap();
         assert_eq!(compact, t);
     }
 
@@ -323,7 +316,7 @@ mod tests {
             "{",
         ] {
             assert!(
-                matches!(ColorTable::from_json(s, "t"), Err(Error::ColorTable { .. })),
+                matches!(ColorTable::from_json(s), Err(Error::ColorTable { .. })),
                 "{s}"
             );
         }
@@ -334,7 +327,7 @@ mod tests {
         let seg = Segmentation::from_labels(2, 1, vec![1, 1]);
         let img = RgbaImage::new(3, 1);
         assert!(matches!(
-            ColorTable::from_image(&seg, &img, "gt.png"),
+            ColorTable::from_image(&seg, &img),
             Err(Error::SizeMismatch { .. })
         ));
     }

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use image::{Rgba, RgbaImage};
 
-use crate::error::{Error, Result};
-use crate::imageio::write_rgba_png;
-use crate::{ColorTable, LineArt, Segmentation};
+use dacon_core::imageio::write_rgba_png;
+use dacon_core::rng::Rng;
+use dacon_core::{ColorTable, Error, LineArt, Result, Segmentation};
 
 /// Parameters of a generated cut.
 #[derive(Debug, Clone)]
@@ -126,21 +126,6 @@ fn shape(geom: Geom, fill: [u8; 4]) -> Shape {
     }
 }
 
-/// Deterministic pseudo-random numbers (xorshift), so cuts are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.next()
-    }
-}
-
 /// The pose of frame `t`.
 #[derive(Debug, Clone, Copy)]
 struct Pose {
@@ -154,13 +139,13 @@ struct Pose {
 }
 
 fn poses(spec: &CutSpec) -> Vec<Pose> {
-    let mut rng = Rng(spec.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(spec.seed);
     let m = spec.motion;
     let (vx, vy) = (rng.range(-6.0, 6.0) * m, rng.range(-3.0, 3.0) * m);
     let spin = rng.range(-0.012, 0.012) * m;
     let grow = rng.range(-0.006, 0.006) * m;
     let phase = rng.range(0.0, std::f64::consts::TAU);
-    let blink_at = (rng.next() * spec.frames as f64) as usize;
+    let blink_at = (rng.unit() * spec.frames as f64) as usize;
     (0..spec.frames)
         .map(|t| {
             let tf = t as f64;
@@ -426,13 +411,13 @@ pub fn draw_cut(spec: &CutSpec) -> Vec<DrawnFrame> {
 /// colour-trace stroke in every third cell, painted from a 24-colour palette.
 /// `shift` moves every seed (a "next frame").
 pub fn voronoi_frame(size: u32, cells: usize, shift: (i64, i64)) -> DrawnFrame {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let s = size as i64;
     let seeds: Vec<(i64, i64)> = (0..cells)
         .map(|_| {
             (
-                (rng.next() * s as f64) as i64 + shift.0,
-                (rng.next() * s as f64) as i64 + shift.1,
+                (rng.unit() * s as f64) as i64 + shift.0,
+                (rng.unit() * s as f64) as i64 + shift.1,
             )
         })
         .collect();
@@ -510,7 +495,7 @@ pub fn write_cut(dir: &Path, spec: &CutSpec) -> Result<usize> {
     let write = |prefix: &Path, name: &str, f: &DrawnFrame| -> Result<()> {
         let art = LineArt::from_rgba(f.line.clone(), true);
         let seg = Segmentation::from_line_art(&art)?;
-        let table = ColorTable::from_image(&seg, &f.gt, name)?;
+        let table = ColorTable::from_image(&seg, &f.gt)?;
         write_rgba_png(&prefix.join(format!("line/{name}.png")), &f.line)?;
         write_rgba_png(&prefix.join(format!("gt/{name}.png")), &f.gt)?;
         seg.save(&prefix.join(format!("seg/{name}.png")))?;

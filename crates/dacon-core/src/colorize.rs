@@ -1,0 +1,388 @@
+//! Colouring a cut: the main job, shared by the command line and the server.
+//!
+//! A clip's frames (`line/`) are coloured from its references (`ref/line` +
+//! `ref/gt`). Independently, in parallel; or, with `propagate`, in order,
+//! every finished frame joining the references of the next ones (the last
+//! `window` of them), the consecutive-frame workflow of a paint department.
+//!
+//! Per frame the outputs are `NAME.json` (official prediction table),
+//! `NAME.confidence.json` (similarity, margin and source reference segment
+//! of every segment) and `NAME.png`, written in that order and each
+//! atomically, so a frame whose image exists is complete: a killed job
+//! resumes by reading those back instead of colouring again. `review.json`
+//! (least confident segments first) is rebuilt from every frame's sidecar at
+//! the end, so it covers resumed frames too.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::color_table::{ColorTable, Rgba};
+use crate::dataset::{Clip, FrameFiles};
+use crate::engine::{Confidence, Engine, Prediction, Reference};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, LineOptions};
+use crate::imageio::{write_atomic, write_rgba_png};
+use crate::metrics::{score_frame, Metrics};
+use crate::render::{render, RenderOptions};
+use crate::segment::Segmentation;
+
+/// How a cut is coloured.
+#[derive(Debug, Clone)]
+pub struct ColorizeOptions {
+    /// How line art is prepared before segmentation.
+    pub line: LineOptions,
+    /// Colour frames in order, each finished frame becoming a reference.
+    pub propagate: bool,
+    /// With `propagate`: how many previous frames stay references (>= 1).
+    pub window: usize,
+    /// Segments per frame listed in `review.json`.
+    pub review: usize,
+    /// The image written per frame.
+    pub render: RenderOptions,
+    /// Colour frames again even when their outputs are complete.
+    pub force: bool,
+}
+
+impl Default for ColorizeOptions {
+    fn default() -> Self {
+        ColorizeOptions {
+            line: LineOptions::default(),
+            propagate: false,
+            window: 1,
+            review: 5,
+            render: RenderOptions::default(),
+            force: false,
+        }
+    }
+}
+
+/// How a frame's colours came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameStatus {
+    /// Coloured by the engine in this run.
+    Coloured,
+    /// Complete from an earlier run; read back.
+    Resumed,
+}
+
+/// One segment worth checking, with where to find it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewRow {
+    /// The 1-based segment.
+    pub segment: u32,
+    /// Its predicted colour.
+    pub color: Rgba,
+    /// The engine's confidence.
+    #[serde(flatten)]
+    pub confidence: Confidence,
+    /// Its size in pixels.
+    pub pixels: u64,
+    /// Mean pixel position, rounded.
+    pub centroid: [f64; 2],
+    /// Inclusive bounding box `[x_min, y_min, x_max, y_max]`.
+    pub bbox: [u32; 4],
+}
+
+/// A finished frame.
+#[derive(Debug, Clone)]
+pub struct FrameResult {
+    /// Frame name.
+    pub name: String,
+    /// What happened.
+    pub status: FrameStatus,
+    /// Its colours.
+    pub colors: ColorTable,
+    /// The least confident segments.
+    pub review: Vec<ReviewRow>,
+    /// Accuracy against `gt/NAME.*` when the clip has it.
+    pub score: Option<Metrics>,
+}
+
+/// The outcome of a cut: every frame in order, each finished or failed.
+#[derive(Debug)]
+pub struct CutReport<E> {
+    /// The output folder.
+    pub out: PathBuf,
+    /// One entry per frame of the clip, in order.
+    pub frames: Vec<(FrameFiles, std::result::Result<FrameResult, E>)>,
+}
+
+impl<E> CutReport<E> {
+    /// The frames that finished.
+    pub fn finished(&self) -> impl Iterator<Item = &FrameResult> {
+        self.frames.iter().filter_map(|(_, r)| r.as_ref().ok())
+    }
+
+    /// How many frames failed.
+    pub fn failed(&self) -> usize {
+        self.frames.iter().filter(|(_, r)| r.is_err()).count()
+    }
+
+    /// Mean accuracy over the frames that were scored.
+    pub fn score(&self) -> Option<(usize, Metrics)> {
+        let scores: Vec<&Metrics> = self.finished().filter_map(|f| f.score.as_ref()).collect();
+        Metrics::mean(scores.iter().copied()).map(|m| (scores.len(), m))
+    }
+}
+
+/// The output files of frame `name` in `out`: table, confidence, image.
+pub fn frame_outputs(out: &Path, name: &str) -> [PathBuf; 3] {
+    [
+        out.join(format!("{name}.json")),
+        out.join(format!("{name}.confidence.json")),
+        out.join(format!("{name}.png")),
+    ]
+}
+
+/// Fails when `out` is, or lies inside, one of the clip's input folders:
+/// outputs there would replace the inputs (and be scored as their own
+/// truth).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming both folders.
+pub fn check_out_dir(clip: &Clip, out: &Path) -> Result<()> {
+    let Some(out) = absolute(out) else {
+        return Ok(());
+    };
+    for sub in ["line", "gt", "seg", "ref"] {
+        let Some(input) = absolute(&clip.dir.join(sub)) else {
+            continue;
+        };
+        if out.starts_with(&input) {
+            return Err(Error::InvalidArgument {
+                name: "output folder",
+                reason: format!(
+                    "{} is inside the input folder {}; choose another --out",
+                    out.display(),
+                    input.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `p` made absolute through its longest existing ancestor (symbolic links
+/// resolved), so a folder not created yet still compares correctly.
+fn absolute(p: &Path) -> Option<PathBuf> {
+    let mut existing = p;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            return Some(rest.iter().rev().fold(c, |acc, part| acc.join(part)));
+        }
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
+        if existing.as_os_str().is_empty() {
+            existing = Path::new(".");
+        }
+    }
+}
+
+/// Called after each frame of a cut, finished or failed.
+pub type OnFrame<'a, E> = &'a (dyn Fn(&FrameFiles, std::result::Result<&FrameResult, &E>) + Sync);
+
+/// Colours every frame of `clip` into `out` (created if missing).
+/// `on_frame` is called after each frame, finished or failed (progress,
+/// error reports); a failed frame does not stop the others.
+///
+/// # Errors
+/// The output folder cannot be created or is an input folder; a reference
+/// cannot be read or processed; `review.json` cannot be written.
+pub fn colorize_clip<E: Engine>(
+    engine: &E,
+    clip: &Clip,
+    out: &Path,
+    opts: &ColorizeOptions,
+    on_frame: OnFrame<'_, E::Error>,
+) -> std::result::Result<CutReport<E::Error>, E::Error> {
+    assert!(opts.window > 0, "window must be at least 1");
+    if clip.refs.is_empty() {
+        return Err(Error::layout(
+            &clip.dir,
+            "no references; put coloured frames in ref/line/ and ref/gt/",
+        )
+        .into());
+    }
+    check_out_dir(clip, out)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let run = CutRun { engine, out, opts };
+    let sheets = run.sheets(clip)?;
+    let sheet_refs = || {
+        sheets
+            .iter()
+            .map(|(features, colors)| Reference { features, colors })
+            .collect::<Vec<_>>()
+    };
+    let frames = &clip.frames;
+    let results: Vec<std::result::Result<FrameResult, E::Error>> = if opts.propagate {
+        // Features of recent finished frames, newest last.
+        let mut recent: Vec<(E::Features, ColorTable)> = Vec::new();
+        let mut results = Vec::with_capacity(frames.len());
+        for f in frames {
+            let mut refs = sheet_refs();
+            refs.extend(
+                recent
+                    .iter()
+                    .rev()
+                    .map(|(features, colors)| Reference { features, colors }),
+            );
+            let r = run.frame(f, &refs, true);
+            drop(refs);
+            let r = r.map(|(result, features)| {
+                if let Some(features) = features {
+                    recent.push((features, result.colors.clone()));
+                    if recent.len() > opts.window {
+                        recent.remove(0);
+                    }
+                }
+                result
+            });
+            on_frame(f, r.as_ref());
+            results.push(r);
+        }
+        results
+    } else {
+        let refs = sheet_refs();
+        frames
+            .par_iter()
+            .map(|f| {
+                let r = run.frame(f, &refs, false).map(|(result, _)| result);
+                on_frame(f, r.as_ref());
+                r
+            })
+            .collect()
+    };
+    let report = CutReport {
+        out: out.to_path_buf(),
+        frames: frames.iter().cloned().zip(results).collect(),
+    };
+    write_review(&report)?;
+    Ok(report)
+}
+
+/// `review.json`: `{"<frame>": [rows...]}` over every finished frame.
+fn write_review<E>(report: &CutReport<E>) -> Result<()> {
+    let review: serde_json::Map<String, serde_json::Value> = report
+        .finished()
+        .filter(|f| !f.review.is_empty())
+        .map(|f| {
+            (
+                f.name.clone(),
+                serde_json::to_value(&f.review).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let path = report.out.join("review.json");
+    if review.is_empty() {
+        return Ok(());
+    }
+    let text = serde_json::to_string_pretty(&review).unwrap_or_default();
+    write_atomic(&path, text.as_bytes())
+}
+
+struct CutRun<'a, E> {
+    engine: &'a E,
+    out: &'a Path,
+    opts: &'a ColorizeOptions,
+}
+
+impl<E: Engine> CutRun<'_, E> {
+    /// Features and colours of the design sheets / key frames.
+    fn sheets(&self, clip: &Clip) -> std::result::Result<Vec<(E::Features, ColorTable)>, E::Error> {
+        clip.refs
+            .par_iter()
+            .map(|r| {
+                let frame = Frame::open(&r.line, &self.opts.line)?;
+                let painted = r
+                    .gt
+                    .as_ref()
+                    .ok_or_else(|| Error::layout(&r.line, "reference without a ref/gt image"))?;
+                let colors = ColorTable::from_painted(&frame.seg, painted)?;
+                Ok((self.engine.features(&frame)?, colors))
+            })
+            .collect()
+    }
+
+    /// Colours one frame (or reads it back); returns its features when
+    /// `keep_features` (it becomes a reference).
+    fn frame(
+        &self,
+        f: &FrameFiles,
+        refs: &[Reference<'_, E::Features>],
+        keep_features: bool,
+    ) -> std::result::Result<(FrameResult, Option<E::Features>), E::Error> {
+        let frame = Frame::open(&f.line, &self.opts.line)?;
+        let [json, conf, png] = frame_outputs(self.out, &f.name);
+        let resume = !self.opts.force && png.is_file() && json.is_file() && conf.is_file();
+        let features = if !resume || keep_features {
+            Some(self.engine.features(&frame)?)
+        } else {
+            None
+        };
+        let (prediction, status) = if resume {
+            (
+                Prediction::read(&json, &conf, frame.seg.count())?,
+                FrameStatus::Resumed,
+            )
+        } else {
+            let features = features.as_ref().expect("computed when predicting");
+            let p = self.engine.predict(refs, features)?;
+            self.write(&frame, &p, [&json, &conf, &png])?;
+            (p, FrameStatus::Coloured)
+        };
+        let score = match &f.gt {
+            Some(gt) => Some(score_against(&frame.seg, gt, &prediction.colors)?),
+            None => None,
+        };
+        let result = FrameResult {
+            name: f.name.clone(),
+            status,
+            review: review_rows(&frame.seg, &prediction, self.opts.review),
+            colors: prediction.colors,
+            score,
+        };
+        Ok((result, features.filter(|_| keep_features)))
+    }
+
+    fn write(&self, frame: &Frame, p: &Prediction, [json, conf, png]: [&PathBuf; 3]) -> Result<()> {
+        let img = render(&frame.seg, &p.colors, Some(&frame.art), self.opts.render)?;
+        // The image last: a frame counts as done when it exists.
+        write_atomic(json, p.colors.to_json_compact().as_bytes())?;
+        write_atomic(conf, p.confidence_json().as_bytes())?;
+        write_rgba_png(png, &img)
+    }
+}
+
+/// The `n` least confident segments, with where to find them.
+pub fn review_rows(seg: &Segmentation, p: &Prediction, n: usize) -> Vec<ReviewRow> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let stats = seg.stats();
+    p.review(n)
+        .into_iter()
+        .filter_map(|(id, color, confidence)| {
+            let s = stats.get(id as usize - 1)?;
+            Some(ReviewRow {
+                segment: id,
+                color,
+                confidence,
+                pixels: s.pixels,
+                centroid: [s.centroid[0].round(), s.centroid[1].round()],
+                bbox: s.bbox,
+            })
+        })
+        .collect()
+}
+
+/// Scores colours against a painted frame, with the frame's own segments.
+fn score_against(seg: &Segmentation, painted: &Path, colors: &ColorTable) -> Result<Metrics> {
+    let truth = ColorTable::from_painted(seg, painted)?;
+    Ok(score_frame(seg, &truth, colors)
+        .map_err(|e| e.with_path(painted))?
+        .0)
+}
