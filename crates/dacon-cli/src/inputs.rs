@@ -1,5 +1,6 @@
 //! Turning command-line paths into lists of frames.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -55,20 +56,43 @@ pub fn stem(p: &Path) -> Result<String> {
         .with_context(|| format!("{}: file name is not valid UTF-8", p.display()))
 }
 
-/// Creates the output folder and refuses outputs that would replace an input.
-pub fn prepare_out_dir(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("{}: cannot create output folder", out.display()))
+/// Refuses two frames of one batch with the same name: their outputs
+/// (named by frame) would replace each other.
+pub fn refuse_duplicate_names(frames: &[PathBuf]) -> Result<()> {
+    let mut seen: HashMap<String, &Path> = HashMap::new();
+    for f in frames {
+        if let Some(first) = seen.insert(stem(f)?, f) {
+            bail!(
+                "{}: another input has the same name ({}); their outputs would overwrite each other, so process them separately",
+                f.display(),
+                first.display()
+            );
+        }
+    }
+    Ok(())
 }
 
-/// Fails when `output` is the same file as one of `inputs` (inputs are never
-/// overwritten).
+/// Creates the output folder after checking that it is no input folder and
+/// lies in none, and removes temporary files left there by killed runs.
+pub fn prepare_out_dir(out: &Path, inputs: &[&Path]) -> Result<()> {
+    for i in inputs.iter().filter(|i| i.is_dir()) {
+        refuse_inside(out, i)?;
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create output folder", out.display()))?;
+    dacon_core::imageio::remove_stale_temps(out)?;
+    Ok(())
+}
+
+/// Fails when `output` is the same file as one of `inputs`, or lies inside
+/// an input folder (inputs are never overwritten).
 pub fn refuse_overwriting_inputs(output: &Path, inputs: &[&Path]) -> Result<()> {
-    let Ok(out) = output.canonicalize() else {
-        return Ok(()); // does not exist yet, so it is no input
-    };
+    let out = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+    let out = out.canonicalize().unwrap_or(out);
     for i in inputs {
-        if i.canonicalize().is_ok_and(|c| c == out) {
+        if i.is_dir() {
+            refuse_inside(output, i)?;
+        } else if i.canonicalize().is_ok_and(|c| c == out) {
             bail!(
                 "{}: output would overwrite an input; choose another --out folder",
                 output.display()
@@ -76,4 +100,33 @@ pub fn refuse_overwriting_inputs(output: &Path, inputs: &[&Path]) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Fails when `path` is the folder `input` or lies inside it.
+fn refuse_inside(path: &Path, input: &Path) -> Result<()> {
+    let (Some(p), Ok(i)) = (resolved(path), input.canonicalize()) else {
+        return Ok(());
+    };
+    if p.starts_with(&i) {
+        bail!(
+            "{}: output inside the input folder {}; it would overwrite or mix with the inputs, so choose another --out",
+            path.display(),
+            input.display()
+        );
+    }
+    Ok(())
+}
+
+/// `p` made absolute with symbolic links resolved as far as it exists, so
+/// an output folder not created yet compares correctly.
+fn resolved(p: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(p).ok()?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while existing.canonicalize().is_err() {
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
+    }
+    let base = existing.canonicalize().ok()?;
+    Some(rest.iter().rev().fold(base, |acc, part| acc.join(part)))
 }

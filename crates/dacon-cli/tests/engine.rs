@@ -1,5 +1,7 @@
 //! `dacon example`, `dacon colorize` and `dacon eval` end to end.
 
+use std::os::unix::fs::MetadataExt;
+
 use crate::util::*;
 
 fn example(d: &std::path::Path, frames: &str) {
@@ -54,21 +56,41 @@ fn colorize_propagates_through_a_cut_and_resumes() {
     let t: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("pred/0004.json")).unwrap()).unwrap();
     assert_eq!(t["1"].as_array().unwrap().len(), 4);
-    // Resume: nothing is rewritten.
-    let before = std::fs::metadata(d.join("pred/0004.png"))
-        .unwrap()
-        .modified()
-        .unwrap();
+    // Resume: nothing is rewritten. Outputs are replaced by rename, so a
+    // rewritten file gets a new inode (mtimes can be too coarse to tell).
+    let files = ["0004.png", "0004.json", "0004.confidence.json"];
+    let ids = || files.map(|f| std::fs::metadata(d.join("pred").join(f)).unwrap().ino());
+    let before = ids();
+    // Frame -> its flagged segments, in order.
+    let review = || -> Vec<(String, Vec<u64>)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("pred/review.json")).unwrap())
+                .unwrap();
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, rows)| {
+                let ids = rows.as_array().unwrap().iter();
+                (
+                    k.clone(),
+                    ids.map(|r| r["segment"].as_u64().unwrap()).collect(),
+                )
+            })
+            .collect()
+    };
+    let review_before = review();
+    assert_eq!(review_before.len(), 5, "{review_before:?}");
+    // A run killed before frame 0002 was complete (its image is written
+    // last): the next run colours that frame again and keeps the others.
+    std::fs::remove_file(d.join("pred/0002.png")).unwrap();
     dacon(
         d,
         &["colorize", "cut", "--propagate", "--out", "pred", "-q"],
     )
     .ok();
-    let after = std::fs::metadata(d.join("pred/0004.png"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(before, after);
+    assert_eq!(before, ids());
+    // The review list still covers every frame, resumed ones included.
+    assert_eq!(review(), review_before);
 }
 
 #[test]

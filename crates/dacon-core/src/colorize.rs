@@ -23,7 +23,7 @@ use crate::dataset::{Clip, FrameFiles};
 use crate::engine::{Confidence, Engine, Prediction, Reference};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, LineOptions};
-use crate::imageio::{write_atomic, write_rgba_png};
+use crate::imageio::{remove_stale_temps, write_atomic, write_rgba_png};
 use crate::metrics::{score_frame, Metrics};
 use crate::render::{render, RenderOptions};
 use crate::segment::Segmentation;
@@ -209,6 +209,7 @@ pub fn colorize_clip<E: Engine>(
     }
     check_out_dir(clip, out)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    remove_stale_temps(out)?;
     let run = CutRun { engine, out, opts };
     let sheets = run.sheets(clip)?;
     let sheet_refs = || {

@@ -128,9 +128,59 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// Removes the temporary files that [`write_atomic`] of a process that no
+/// longer runs left in `dir` (a killed job's partial outputs, which would
+/// otherwise stay forever). Files of live processes are left alone; where
+/// liveness cannot be told (no `/proc`), nothing is removed.
+///
+/// # Errors
+/// [`Error::Io`] when the folder cannot be listed.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let proc = Path::new("/proc/self");
+    if !proc.exists() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let Some(pid) = temp_owner(&path) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The process id in a temporary name `.NAME.PID.tmp`.
+fn temp_owner(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22 on Linux: this process cannot exist.
+        let dead = dir.path().join(".a.png.99999999.tmp");
+        let mine = temp_path(&dir.path().join("b.png"));
+        let other = dir.path().join("c.tmp");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let n = remove_stale_temps(dir.path()).unwrap();
+        assert!(!dead.exists() && mine.exists() && other.exists());
+        assert_eq!(n, 1);
+        assert_eq!(temp_owner(&mine), Some(std::process::id()));
+    }
 
     #[test]
     fn atomic_write_leaves_no_temp_file() {

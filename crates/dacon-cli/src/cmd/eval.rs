@@ -112,7 +112,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .into_iter()
         .flatten()
     {
-        refuse_inside(out, &args.data)?;
         refuse_overwriting_inputs(out, &[&args.data])?;
     }
     let protocol = args.protocol();
@@ -183,30 +182,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let mut buf = Vec::new();
         print_markdown(&report, &args.title(), &mut buf)?;
         write_atomic(p, &buf)?;
-    }
-    Ok(())
-}
-
-/// Fails when `out` lies inside the folder `input`.
-fn refuse_inside(out: &Path, input: &Path) -> Result<()> {
-    let (Ok(input), Some(parent)) = (input.canonicalize(), out.parent()) else {
-        return Ok(());
-    };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    let out_abs = match parent.canonicalize() {
-        Ok(p) => p.join(out.file_name().unwrap_or_default()),
-        Err(_) => return Ok(()), // not created yet, so not inside an input
-    };
-    if out_abs.starts_with(&input) {
-        anyhow::bail!(
-            "{}: output inside the dataset folder {}; write reports elsewhere",
-            out.display(),
-            input.display()
-        );
     }
     Ok(())
 }

@@ -8,7 +8,9 @@ use dacon_core::{
 
 use crate::args::{BatchArgs, OutputArgs};
 use crate::batch::{self, Outcome};
-use crate::inputs::{images_in, prepare_out_dir, refuse_overwriting_inputs, stem};
+use crate::inputs::{
+    images_in, prepare_out_dir, refuse_duplicate_names, refuse_overwriting_inputs, stem,
+};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -48,10 +50,15 @@ pub fn run(args: &RenderArgs) -> Result<()> {
             labels: args.labels.clone(),
             table: args.table.clone(),
         }],
-        (true, true, true) => jobs_in_dirs(args)?,
+        (true, true, true) => {
+            let jobs = jobs_in_dirs(args)?;
+            let lines: Vec<PathBuf> = jobs.iter().map(|j| j.line.clone()).collect();
+            refuse_duplicate_names(&lines)?;
+            jobs
+        }
         _ => bail!("LINE, LABELS and TABLE must be three files or three folders"),
     };
-    prepare_out_dir(&args.out)?;
+    prepare_out_dir(&args.out, &[&args.line, &args.labels, &args.table])?;
     let opts = args.output.options();
     let summary = batch::run(
         &jobs,

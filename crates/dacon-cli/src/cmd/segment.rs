@@ -6,7 +6,9 @@ use dacon_core::{imageio::write_atomic, Frame, Segmentation};
 
 use crate::args::{BatchArgs, LineArgs};
 use crate::batch::{self, Outcome};
-use crate::inputs::{collect_images, prepare_out_dir, refuse_overwriting_inputs, stem};
+use crate::inputs::{
+    collect_images, prepare_out_dir, refuse_duplicate_names, refuse_overwriting_inputs, stem,
+};
 
 #[derive(Debug, Args)]
 pub struct SegmentArgs {
@@ -24,7 +26,9 @@ pub struct SegmentArgs {
 
 pub fn run(args: &SegmentArgs) -> Result<()> {
     let frames = collect_images(&args.inputs)?;
-    prepare_out_dir(&args.out)?;
+    refuse_duplicate_names(&frames)?;
+    let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
+    prepare_out_dir(&args.out, &inputs)?;
     let opts = args.line.options();
     let summary = batch::run(
         &frames,

@@ -1,0 +1,206 @@
+//! Careless paths, killed jobs and absurd options: each case once made
+//! dacon overwrite an input, lose work, hide a failure or hang.
+
+use image::{Rgba, RgbaImage};
+
+use crate::util::*;
+
+fn cut(d: &std::path::Path, frames: &str) {
+    dacon(
+        d,
+        &[
+            "example",
+            "--out",
+            "cut",
+            "--frames",
+            frames,
+            "--width",
+            "256",
+            "--height",
+            "192",
+            "--line-width",
+            "2",
+        ],
+    )
+    .ok();
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn colorize_refuses_to_write_into_its_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    cut(d, "2");
+    let before = snapshot(&d.join("cut"));
+    for out in [
+        "cut/gt",
+        "cut/line",
+        "cut/ref/gt",
+        "cut/ref/line",
+        "cut/gt/new",
+    ] {
+        let r = dacon(d, &["colorize", "cut", "--out", out, "-q"]).fails();
+        assert_eq!(r.code(), 2);
+        assert!(r.stderr().contains("input folder"), "{out}: {}", r.stderr());
+    }
+    assert!(snapshot(&d.join("cut")) == before, "an input changed");
+}
+
+#[test]
+fn segment_refuses_an_output_folder_that_is_another_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (line, _) = boxes();
+    save(&line, &d.join("a/x.png"));
+    save(&line, &d.join("b/y.png"));
+    let before = snapshot(d);
+    let r = dacon(d, &["segment", "a", "b", "--out", "b"]).fails();
+    assert!(r.stderr().contains("input folder"), "{}", r.stderr());
+    let r = dacon(d, &["segment", "a", "--out", "a/seg"]).fails();
+    assert!(r.stderr().contains("input folder"), "{}", r.stderr());
+    assert!(snapshot(d) == before, "an input changed");
+}
+
+#[test]
+fn eval_reports_never_land_on_the_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    cut(d, "3");
+    let before = snapshot(&d.join("cut"));
+    for flag in ["--json", "--markdown"] {
+        let r = dacon(
+            d,
+            &[
+                "eval",
+                "--data",
+                "cut",
+                "--protocol",
+                "consecutive",
+                flag,
+                "cut/seg/0001.json",
+            ],
+        )
+        .fails();
+        assert!(r.stderr().contains("input folder"), "{}", r.stderr());
+    }
+    assert!(snapshot(&d.join("cut")) == before, "the dataset changed");
+}
+
+#[test]
+fn frames_with_the_same_name_are_refused_not_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (line, _) = boxes();
+    save(&line, &d.join("a/0000.png"));
+    save(&line, &d.join("b/0000.png"));
+    let r = dacon(d, &["segment", "a", "b", "--out", "seg"]).fails();
+    assert!(r.stderr().contains("same name"), "{}", r.stderr());
+    assert!(files_in(&d.join("seg")).is_empty());
+    // Two files of one frame in a clip: 0001.png and 0001.tif.
+    cut(d, "2");
+    save(&line, &d.join("cut/line/0001.tif"));
+    let r = dacon(d, &["colorize", "cut", "-q"]).fails();
+    assert!(
+        r.stderr().contains("another frame is named"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn temporary_files_of_killed_runs_are_cleaned_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (line, _) = boxes();
+    save(&line, &d.join("line/a.png"));
+    std::fs::create_dir_all(d.join("seg")).unwrap();
+    // What a run killed while writing leaves behind (no process has this id).
+    std::fs::write(d.join("seg/.a.stats.json.99999999.tmp"), vec![0; 4096]).unwrap();
+    dacon(d, &["segment", "line", "--out", "seg"]).ok();
+    assert_eq!(files_in(&d.join("seg")), ["a.png", "a.stats.json"]);
+}
+
+#[test]
+fn a_failed_frame_says_which_and_why_even_when_quiet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    cut(d, "3");
+    std::fs::write(d.join("cut/line/0001.png"), b"not a png").unwrap();
+    for extra in [&[][..], &["-q"][..]] {
+        let mut args = vec!["colorize", "cut", "--force"];
+        args.extend_from_slice(extra);
+        let r = dacon(d, &args).fails();
+        let err = r.stderr();
+        assert!(err.contains("0001.png: cannot decode image"), "{err}");
+        assert!(err.contains("1 of 3 frames failed"), "{err}");
+    }
+}
+
+#[test]
+fn too_many_segments_names_the_file_and_says_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A checkerboard of 1-pixel lines: every other pixel is its own
+    // segment, 17.1M of them, past the 16.7M a label image holds.
+    let side = 5850;
+    let img = RgbaImage::from_fn(side, side, |x, y| {
+        Rgba(if (x + y) % 2 == 0 {
+            [0, 0, 0, 255]
+        } else {
+            [255, 255, 255, 0]
+        })
+    });
+    save(&img, &d.join("speckle.png"));
+    let r = dacon(d, &["segment", "speckle.png", "--out", "seg"]).fails();
+    let err = r.stderr();
+    assert!(err.contains("speckle.png"), "{err}");
+    assert!(err.contains("segments exceed"), "{err}");
+    assert_eq!(err.matches("segments exceed").count(), 1, "{err}");
+    assert!(files_in(&d.join("seg")).is_empty());
+}
+
+#[test]
+fn absurd_numbers_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for args in [
+        &["example", "--out", "x", "--motion", "NaN"][..],
+        &["example", "--out", "x", "--motion", "inf"][..],
+        &["example", "--out", "x", "--motion", "1e308"][..],
+        &["example", "--out", "x", "--line-width=-1"][..],
+        &["segment", "x.png", "--out", "s", "--jobs", "100000"][..],
+        &["segment", "x.png", "--out", "s", "--jobs", "0"][..],
+        &[
+            "train", "--data", "t", "--init", "i", "--dino", "d", "--lr", "NaN",
+        ][..],
+        &[
+            "train", "--data", "t", "--init", "i", "--dino", "d", "--lr=-1",
+        ][..],
+    ] {
+        let r = dacon(d, args).fails();
+        assert_eq!(r.code(), 2, "{args:?}");
+        assert!(
+            r.stderr().contains("invalid value"),
+            "{args:?}: {}",
+            r.stderr()
+        );
+    }
+    assert!(!d.join("x").exists(), "example wrote frames");
+}
