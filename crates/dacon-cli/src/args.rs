@@ -174,6 +174,19 @@ impl JobsArg {
     }
 }
 
+/// Splitting the job across workers, shared by `segment`, `colorize` and
+/// `eval`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShardArg {
+    /// Do only part I of N of the job (0-based; e.g. `--shard
+    /// $JOB_COMPLETION_INDEX/8` in a Kubernetes Indexed Job or
+    /// `--shard $SLURM_ARRAY_TASK_ID/8` in a Slurm array): every N-th item
+    /// of the sorted list from item I, so N workers cover everything once.
+    /// Writes `manifest-I-of-N.json` beside the outputs. Reruns resume.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<dacon_core::shard::Shard>,
+}
+
 /// Options shared by commands that process many frames.
 #[derive(Debug, Args)]
 pub struct BatchArgs {

@@ -1,10 +1,13 @@
 //! Running one job per frame in parallel, with a progress bar and per-frame
 //! error reports (`path: problem`) that do not stop the batch.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
+use dacon_core::shard::{Manifest, ManifestItem, Shard};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
@@ -95,6 +98,47 @@ pub fn report_failure(
         eprintln!("{msg}");
     } else {
         pb.println(msg);
+    }
+}
+
+/// A shard's manifest, rewritten after every item.
+pub struct ManifestLog {
+    path: PathBuf,
+    manifest: Mutex<Manifest>,
+}
+
+impl ManifestLog {
+    /// A manifest for `assigned` items at `dir/manifest-I-of-N.json`.
+    pub fn start(
+        dir: &Path,
+        command: &str,
+        shard: Shard,
+        assigned: Vec<String>,
+    ) -> Result<ManifestLog> {
+        let log = ManifestLog {
+            path: dir.join(shard.manifest_name()),
+            manifest: Mutex::new(Manifest::new(command, shard, assigned)),
+        };
+        log.save()?;
+        Ok(log)
+    }
+
+    /// Records one finished item.
+    pub fn record(&self, item: ManifestItem) -> Result<()> {
+        self.manifest.lock().expect("not poisoned").items.push(item);
+        self.save()
+    }
+
+    /// Marks the shard complete.
+    pub fn finish(&self) -> Result<()> {
+        self.manifest.lock().expect("not poisoned").complete = true;
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        let m = self.manifest.lock().expect("not poisoned");
+        m.save(&self.path)?;
+        Ok(())
     }
 }
 

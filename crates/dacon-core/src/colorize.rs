@@ -371,7 +371,9 @@ pub fn review_rows(seg: &Segmentation, p: &Prediction, n: usize) -> Vec<ReviewRo
             Some(ReviewRow {
                 segment: id,
                 color,
-                confidence,
+                // As the sidecar stores them, so a resumed frame's row is
+                // the same as a freshly coloured one's.
+                confidence: confidence.as_stored(),
                 pixels: s.pixels,
                 centroid: [s.centroid[0].round(), s.centroid[1].round()],
                 bbox: s.bbox,

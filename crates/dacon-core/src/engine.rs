@@ -47,6 +47,24 @@ pub struct Confidence {
     pub source: Option<Source>,
 }
 
+impl Confidence {
+    /// The values as the confidence sidecar stores them (6 decimals).
+    pub fn as_stored(self) -> Confidence {
+        let round = |x: f32| {
+            if x.is_finite() {
+                json_f32(x).parse().unwrap_or(x)
+            } else {
+                x
+            }
+        };
+        Confidence {
+            similarity: round(self.similarity),
+            margin: round(self.margin),
+            source: self.source,
+        }
+    }
+}
+
 /// An engine's answer for one target frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::color_table::ColorTable;
 use crate::dataset::{Clip, FrameFiles};
@@ -15,7 +15,7 @@ use crate::protocol::{RefSource, Task};
 use crate::segment::Segmentation;
 
 /// The score of one target frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrameScore {
     /// Character (clip) name.
     pub clip: String,
@@ -79,6 +79,43 @@ impl Report {
                 )
             })
             .collect()
+    }
+
+    /// The frames of reports written by [`Report::to_json`] (the shards of
+    /// one evaluation), merged; a frame scored twice is an error, since
+    /// shards never overlap.
+    ///
+    /// # Errors
+    /// [`Error::Layout`] naming the file that is not a report or repeats a
+    /// frame.
+    pub fn merge(paths: &[std::path::PathBuf]) -> Result<Report> {
+        let mut frames: Vec<FrameScore> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for p in paths {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::layout(p, format!("not a report: {e}")))?;
+            let per: Vec<FrameScore> = v
+                .get("per_frame")
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| Error::layout(p, format!("not a report: {e}")))?
+                .ok_or_else(|| Error::layout(p, "not a report: no per_frame"))?;
+            for f in per {
+                if !seen.insert((f.clip.clone(), f.frame.clone())) {
+                    return Err(Error::layout(
+                        p,
+                        format!("frame {}/{} is scored twice", f.clip, f.frame),
+                    ));
+                }
+                frames.push(f);
+            }
+        }
+        // The order of an unsharded run (clips, then frames, by name), so
+        // the means are summed in the same order and agree to the last bit.
+        frames.sort_by(|a, b| (&a.clip, &a.frame).cmp(&(&b.clip, &b.frame)));
+        Ok(Report { frames })
     }
 
     /// `{"overall": {...}, "per_character": {"name": {...}}, "per_frame": [...]}`.

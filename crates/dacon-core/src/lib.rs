@@ -14,6 +14,7 @@
 //! - [`protocol`]: keyframe and consecutive evaluation tasks.
 //! - [`engine`]: the interface of colorization engines; [`classic`] is the
 //!   weight-free one.
+//! - [`shard`]: splitting a job across the workers of a scheduler.
 //! - [`rng`]: the small seeded generator behind every reproducible choice.
 //!
 //! This crate does not depend on any ML framework.
@@ -34,6 +35,7 @@ pub mod protocol;
 pub mod render;
 pub mod rng;
 pub mod segment;
+pub mod shard;
 
 pub use color_table::{ColorTable, Rgba};
 pub use engine::{Confidence, Engine, Prediction, Reference, Source};

@@ -6,7 +6,7 @@
 //! the label image's resolution (line pixels excluded); background is
 //! [`BACKGROUND`]. Frames are then averaged with equal weight.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::color_table::{ColorTable, BACKGROUND};
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ use crate::segment::Segmentation;
 pub const SMALL_SEGMENT_PIXELS: u64 = 10;
 
 /// Metrics of one frame, or their mean over frames.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Metrics {
     /// Correct segments / segments.
     pub acc: f64,
@@ -33,7 +33,7 @@ pub struct Metrics {
 }
 
 /// Counts behind a frame's [`Metrics`], for reports on missing predictions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FrameCounts {
     /// Segments in the frame.
     pub segments: u32,

@@ -1,12 +1,13 @@
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use dacon_core::colorize::{colorize_clip, ColorizeOptions};
 use dacon_core::dataset::{open_clips, Need};
+use dacon_core::shard::{ManifestItem, Shard};
 
 use crate::args::{BatchArgs, EngineArgs, LineArgs, OutputArgs};
-use crate::batch::{progress, report_failure};
+use crate::batch::{progress, report_failure, ManifestLog};
 
 #[derive(Debug, Args)]
 pub struct ColorizeArgs {
@@ -32,6 +33,13 @@ pub struct ColorizeArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub line: LineArgs,
+    /// Do only part I of N of the cuts (0-based), e.g. `--shard
+    /// $JOB_COMPLETION_INDEX/8` in a Kubernetes Indexed Job or `--shard
+    /// $SLURM_ARRAY_TASK_ID/8` in a Slurm array: every N-th clip of the
+    /// sorted list from clip I, so N workers colour every cut once. Needs
+    /// --out; writes `OUT/manifest-I-of-N.json`. Reruns resume.
+    #[arg(long, value_name = "I/N", requires = "out")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub batch: BatchArgs,
 }
@@ -54,7 +62,11 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
     for d in &args.dirs {
         clips.extend(open_clips(d, Need::Inference)?);
     }
-    let several = clips.len() > 1;
+    // Sharded or not, several clips go to one sub-folder each.
+    let several = clips.len() > 1 || args.shard.is_some_and(|s| s.count > 1);
+    if let Some(s) = args.shard {
+        clips = s.select(clips);
+    }
     let outs: Vec<PathBuf> = clips
         .iter()
         .map(|clip| match &args.out {
@@ -76,6 +88,15 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
     for (clip, out) in clips.iter().zip(&outs) {
         dacon_core::colorize::check_out_dir(clip, out)?;
     }
+    let manifest = match (args.shard, &args.out) {
+        (Some(s), Some(out)) => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("{}: cannot create output folder", out.display()))?;
+            let names = clips.iter().map(|c| c.name.clone()).collect();
+            Some(ManifestLog::start(out, "colorize", s, names)?)
+        }
+        _ => None,
+    };
     let engine = args.engine.load()?;
     let opts = args.options();
     let pool = args.batch.jobs.pool()?;
@@ -90,8 +111,25 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
                 }
                 pb.inc(1);
             })
-        })?;
+        });
         pb.finish_and_clear();
+        if let Some(m) = &manifest {
+            let finished = report.as_ref().map_or(0, |r| r.finished().count());
+            let fails = report.as_ref().map_or(Some(clip.frames.len()), |r| {
+                Some(r.failed()).filter(|&n| n > 0)
+            });
+            m.record(ManifestItem {
+                name: clip.name.clone(),
+                status: if fails.is_some() { "failed" } else { "done" }.into(),
+                frames: Some(finished),
+                error: match (&report, fails) {
+                    (Err(e), _) => Some(format!("{e:#}")),
+                    (Ok(_), Some(n)) => Some(format!("{n} frames failed")),
+                    (Ok(_), None) => None,
+                },
+            })?;
+        }
+        let report = report?;
         println!(
             "{}: {} frames coloured -> {}",
             clip.name,
@@ -113,6 +151,9 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
             );
             failed += report.failed();
         }
+    }
+    if let Some(m) = &manifest {
+        m.finish()?;
     }
     if failed > 0 {
         anyhow::bail!("{failed} frames failed");

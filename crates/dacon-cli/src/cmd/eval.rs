@@ -11,7 +11,7 @@ use dacon_core::protocol::{Limit, Protocol, Task};
 use dacon_core::{ColorTable, Engine, RenderOptions};
 use rayon::prelude::*;
 
-use crate::args::{EngineArgs, JobsArg};
+use crate::args::{EngineArgs, JobsArg, ShardArg};
 use crate::batch::progress;
 use crate::inputs::refuse_overwriting_inputs;
 
@@ -26,8 +26,12 @@ pub enum ProtocolArg {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Benchmark root: character folders, or one character folder.
-    #[arg(long, value_name = "ROOT")]
-    pub data: PathBuf,
+    #[arg(long, value_name = "ROOT", required_unless_present = "merge")]
+    pub data: Option<PathBuf>,
+    /// Merge the `--json` reports of the shards of one evaluation
+    /// (`--shard I/N`) and print the tables of the whole.
+    #[arg(long, value_name = "REPORT.json", num_args = 1.., conflicts_with_all = ["data", "predictions", "save_pred", "shard"])]
+    pub merge: Vec<PathBuf>,
     /// Which protocol.
     #[arg(long, value_enum, default_value_t = ProtocolArg::Keyframe)]
     pub protocol: ProtocolArg,
@@ -60,6 +64,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub save_pred: Option<PathBuf>,
     #[command(flatten)]
+    pub shard: ShardArg,
+    #[command(flatten)]
     pub jobs: JobsArg,
     /// No progress bar.
     #[arg(long, short = 'q')]
@@ -83,7 +89,12 @@ impl EvalArgs {
     fn title(&self) -> String {
         let source = match &self.predictions {
             Some(p) => format!("predictions {}", p.display()),
+            None if !self.merge.is_empty() => format!("{} merged reports", self.merge.len()),
             None => self.engine.describe(),
+        };
+        let source = match self.shard.shard {
+            Some(s) => format!("{source}, shard {s}"),
+            None => source,
         };
         match self.protocol {
             ProtocolArg::Keyframe => format!("keyframe, ref-shot {}, {source}", self.ref_shot),
@@ -98,6 +109,10 @@ impl EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    let Some(data) = &args.data else {
+        let report = Report::merge(&args.merge)?;
+        return write_report(args, &report);
+    };
     if let Some(p) = &args.predictions {
         if !p.is_dir() {
             anyhow::bail!(
@@ -106,13 +121,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             );
         }
     }
-    let clips = open_clips(&args.data, Need::Evaluation)?;
+    let clips = open_clips(data, Need::Evaluation)?;
     // Reports and saved predictions must not land on the dataset.
     for out in [&args.json, &args.markdown, &args.save_pred]
         .into_iter()
         .flatten()
     {
-        refuse_overwriting_inputs(out, &[&args.data])?;
+        refuse_overwriting_inputs(out, &[data])?;
     }
     let protocol = args.protocol();
     let tasks: Vec<(usize, Task)> = clips
@@ -123,9 +138,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if tasks.is_empty() {
         anyhow::bail!(
             "{}: no frame to evaluate (keyframe needs ref/ design sheets, consecutive at least two frames)",
-            args.data.display()
+            data.display()
         );
     }
+    let tasks = match args.shard.shard {
+        Some(s) => s.select(tasks),
+        None => tasks,
+    };
     let engine = match &args.predictions {
         Some(_) => None,
         None => Some(args.engine.load()?),
@@ -160,11 +179,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         report.frames.push(s?);
     }
     let engine = engine_time.into_inner().unwrap_or_default();
-    print_tables(&report, &args.title(), &mut std::io::stdout().lock())?;
-    let missing = report.overall().missing;
-    if missing > 0 {
-        eprintln!("warning: {missing} segments had no prediction and were counted wrong");
-    }
+    write_report(args, &report)?;
     if !args.quiet {
         let n = report.frames.len();
         eprintln!(
@@ -174,13 +189,23 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             engine.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Prints the tables and writes `--json` / `--markdown`.
+fn write_report(args: &EvalArgs, report: &Report) -> Result<()> {
+    print_tables(report, &args.title(), &mut std::io::stdout().lock())?;
+    let missing = report.overall().missing;
+    if missing > 0 {
+        eprintln!("warning: {missing} segments had no prediction and were counted wrong");
+    }
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         write_atomic(p, text.as_bytes())?;
     }
     if let Some(p) = &args.markdown {
         let mut buf = Vec::new();
-        print_markdown(&report, &args.title(), &mut buf)?;
+        print_markdown(report, &args.title(), &mut buf)?;
         write_atomic(p, &buf)?;
     }
     Ok(())

@@ -2,10 +2,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use dacon_core::shard::ManifestItem;
 use dacon_core::{imageio::write_atomic, Frame, Segmentation};
 
-use crate::args::{BatchArgs, LineArgs};
-use crate::batch::{self, Outcome};
+use crate::args::{BatchArgs, LineArgs, ShardArg};
+use crate::batch::{self, ManifestLog, Outcome};
 use crate::inputs::{
     collect_images, prepare_out_dir, refuse_duplicate_names, refuse_overwriting_inputs, stem,
 };
@@ -21,6 +22,8 @@ pub struct SegmentArgs {
     #[command(flatten)]
     pub line: LineArgs,
     #[command(flatten)]
+    pub shard: ShardArg,
+    #[command(flatten)]
     pub batch: BatchArgs,
 }
 
@@ -29,13 +32,43 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
     refuse_duplicate_names(&frames)?;
     let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
     prepare_out_dir(&args.out, &inputs)?;
+    let frames = match args.shard.shard {
+        Some(s) => s.select(frames),
+        None => frames,
+    };
+    let manifest = match args.shard.shard {
+        Some(s) => {
+            let names = frames.iter().map(|f| stem(f)).collect::<Result<_>>()?;
+            Some(ManifestLog::start(&args.out, "segment", s, names)?)
+        }
+        None => None,
+    };
     let opts = args.line.options();
     let summary = batch::run(
         &frames,
         |p| p.display().to_string(),
         &args.batch,
-        |line| segment_one(line, &args.out, &opts, args.batch.force),
+        |line| {
+            let r = segment_one(line, &args.out, &opts, args.batch.force);
+            if let Some(m) = &manifest {
+                m.record(ManifestItem {
+                    name: stem(line)?,
+                    status: match &r {
+                        Ok(Outcome::Done) => "done",
+                        Ok(Outcome::Skipped) => "resumed",
+                        Err(_) => "failed",
+                    }
+                    .into(),
+                    frames: None,
+                    error: r.as_ref().err().map(|e| format!("{e:#}")),
+                })?;
+            }
+            r
+        },
     )?;
+    if let Some(m) = &manifest {
+        m.finish()?;
+    }
     summary.report("segment", args.batch.quiet);
     summary.into_result()
 }
