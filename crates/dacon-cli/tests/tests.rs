@@ -3,6 +3,7 @@
 mod util;
 
 mod bad_input;
+mod deploy;
 mod engine;
 mod hardening;
 mod neural;
