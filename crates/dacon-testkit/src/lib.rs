@@ -7,6 +7,8 @@
 //! failure, so a green CI always means the parity tests ran.
 #![warn(missing_docs)]
 
+pub mod fuzz;
+
 use std::path::{Path, PathBuf};
 
 /// The variable that turns a skipped parity test into a failure.
