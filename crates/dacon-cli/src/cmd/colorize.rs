@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dacon_core::colorize::{colorize_clip, ColorizeOptions};
-use dacon_core::dataset::{open_clips, Need};
+use dacon_core::colorize::{colorize_clip, ColorizeOptions, CutReport};
+use dacon_core::dataset::{open_clips, Clip, Need};
 use dacon_core::shard::{ManifestItem, Shard};
 
 use crate::args::{BatchArgs, EngineArgs, LineArgs, OutputArgs};
@@ -67,27 +67,7 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
     if let Some(s) = args.shard {
         clips = s.select(clips);
     }
-    let outs: Vec<PathBuf> = clips
-        .iter()
-        .map(|clip| match &args.out {
-            Some(o) if several => o.join(&clip.name),
-            Some(o) => o.clone(),
-            None => clip.dir.join("pred"),
-        })
-        .collect();
-    // Two clips of one name would write into the same folder.
-    for (i, a) in outs.iter().enumerate() {
-        if outs[..i].contains(a) {
-            anyhow::bail!(
-                "{}: two clips would write here ({} and another of that name); colour them separately",
-                a.display(),
-                clips[i].dir.display()
-            );
-        }
-    }
-    for (clip, out) in clips.iter().zip(&outs) {
-        dacon_core::colorize::check_out_dir(clip, out)?;
-    }
+    let outs = output_folders(args, &clips, several)?;
     let manifest = match (args.shard, &args.out) {
         (Some(s), Some(out)) => {
             std::fs::create_dir_all(out)
@@ -114,43 +94,9 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
         });
         pb.finish_and_clear();
         if let Some(m) = &manifest {
-            let finished = report.as_ref().map_or(0, |r| r.finished().count());
-            let fails = report.as_ref().map_or(Some(clip.frames.len()), |r| {
-                Some(r.failed()).filter(|&n| n > 0)
-            });
-            m.record(ManifestItem {
-                name: clip.name.clone(),
-                status: if fails.is_some() { "failed" } else { "done" }.into(),
-                frames: Some(finished),
-                error: match (&report, fails) {
-                    (Err(e), _) => Some(format!("{e:#}")),
-                    (Ok(_), Some(n)) => Some(format!("{n} frames failed")),
-                    (Ok(_), None) => None,
-                },
-            })?;
+            m.record(manifest_item(clip, &report))?;
         }
-        let report = report?;
-        println!(
-            "{}: {} frames coloured -> {}",
-            clip.name,
-            report.finished().count(),
-            out.display()
-        );
-        if let Some((n, m)) = report.score() {
-            println!(
-                "{}: accuracy against gt/ over {n} frames: Acc {:.4}, Acc-Thresh {:.4}, Pix-Acc {:.4}",
-                clip.name, m.acc, m.acc_thresh, m.pix_acc
-            );
-        }
-        if report.failed() > 0 {
-            eprintln!(
-                "{}: {} of {} frames failed",
-                clip.name,
-                report.failed(),
-                report.frames.len()
-            );
-            failed += report.failed();
-        }
+        failed += summarise(clip, out, &report?);
     }
     if let Some(m) = &manifest {
         m.finish()?;
@@ -159,4 +105,74 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
         anyhow::bail!("{failed} frames failed");
     }
     Ok(())
+}
+
+/// Where each clip's outputs go, after checking that none is an input
+/// folder and no two clips share one.
+fn output_folders(args: &ColorizeArgs, clips: &[Clip], several: bool) -> Result<Vec<PathBuf>> {
+    let outs: Vec<PathBuf> = clips
+        .iter()
+        .map(|clip| match &args.out {
+            Some(o) if several => o.join(&clip.name),
+            Some(o) => o.clone(),
+            None => clip.dir.join("pred"),
+        })
+        .collect();
+    for (i, (clip, out)) in clips.iter().zip(&outs).enumerate() {
+        if outs[..i].contains(out) {
+            anyhow::bail!(
+                "{}: two clips would write here ({} and another of that name); colour them separately",
+                out.display(),
+                clip.dir.display()
+            );
+        }
+        dacon_core::colorize::check_out_dir(clip, out)?;
+    }
+    Ok(outs)
+}
+
+/// How a clip ended, for the shard's manifest.
+fn manifest_item(
+    clip: &Clip,
+    report: &Result<CutReport<dacon_neural::Error>, dacon_neural::Error>,
+) -> ManifestItem {
+    let (finished, error) = match report {
+        Err(e) => (0, Some(format!("{e:#}"))),
+        Ok(r) if r.failed() > 0 => (
+            r.finished().count(),
+            Some(format!("{} frames failed", r.failed())),
+        ),
+        Ok(r) => (r.finished().count(), None),
+    };
+    ManifestItem {
+        name: clip.name.clone(),
+        status: if error.is_some() { "failed" } else { "done" }.into(),
+        frames: Some(finished),
+        error,
+    }
+}
+
+/// Prints where a clip went and its accuracy; returns its failed frames.
+fn summarise<E>(clip: &Clip, out: &std::path::Path, report: &CutReport<E>) -> usize {
+    println!(
+        "{}: {} frames coloured -> {}",
+        clip.name,
+        report.finished().count(),
+        out.display()
+    );
+    if let Some((n, m)) = report.score() {
+        println!(
+            "{}: accuracy against gt/ over {n} frames: Acc {:.4}, Acc-Thresh {:.4}, Pix-Acc {:.4}",
+            clip.name, m.acc, m.acc_thresh, m.pix_acc
+        );
+    }
+    if report.failed() > 0 {
+        eprintln!(
+            "{}: {} of {} frames failed",
+            clip.name,
+            report.failed(),
+            report.frames.len()
+        );
+    }
+    report.failed()
 }
