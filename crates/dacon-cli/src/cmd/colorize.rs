@@ -5,7 +5,7 @@ use clap::Args;
 use dacon_core::colorize::{colorize_clip, ColorizeOptions};
 use dacon_core::dataset::{open_clips, Need};
 
-use crate::args::{BatchArgs, EngineArgs, LineArgs, OutputArgs};
+use crate::args::{BatchArgs, EngineArgs, GapOverlayArg, LineArgs, OutputArgs};
 use crate::batch::{progress, report_failure};
 
 #[derive(Debug, Args)]
@@ -33,6 +33,8 @@ pub struct ColorizeArgs {
     #[command(flatten)]
     pub line: LineArgs,
     #[command(flatten)]
+    pub gap_overlay: GapOverlayArg,
+    #[command(flatten)]
     pub batch: BatchArgs,
 }
 
@@ -45,6 +47,7 @@ impl ColorizeArgs {
             review: self.review,
             render: self.output.options(),
             force: self.batch.force,
+            export: self.output.export(self.gap_overlay.gap_overlay),
         }
     }
 }

@@ -2,9 +2,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dacon_core::{imageio::write_atomic, Frame, Segmentation};
+use dacon_core::colorize::Export;
+use dacon_core::{imageio::write_atomic, ColorTable, Frame, Segmentation};
 
-use crate::args::{BatchArgs, LineArgs};
+use crate::args::{BatchArgs, GapOverlayArg, LineArgs};
 use crate::batch::{self, Outcome};
 use crate::inputs::{collect_images, prepare_out_dir, refuse_overwriting_inputs, stem};
 
@@ -19,6 +20,8 @@ pub struct SegmentArgs {
     #[command(flatten)]
     pub line: LineArgs,
     #[command(flatten)]
+    pub gap_overlay: GapOverlayArg,
+    #[command(flatten)]
     pub batch: BatchArgs,
 }
 
@@ -26,11 +29,15 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
     let frames = collect_images(&args.inputs)?;
     prepare_out_dir(&args.out)?;
     let opts = args.line.options();
+    let export = Export {
+        gap_overlay: args.gap_overlay.gap_overlay,
+        ..Export::default()
+    };
     let summary = batch::run(
         &frames,
         |p| p.display().to_string(),
         &args.batch,
-        |line| segment_one(line, &args.out, &opts, args.batch.force),
+        |line| segment_one(line, &args.out, &opts, export, args.batch.force),
     )?;
     summary.report("segment", args.batch.quiet);
     summary.into_result()
@@ -49,6 +56,7 @@ fn segment_one(
     line: &Path,
     out: &Path,
     opts: &dacon_core::LineOptions,
+    export: Export,
     force: bool,
 ) -> Result<Outcome> {
     let (labels_path, stats_path) = outputs(out, line)?;
@@ -60,6 +68,8 @@ fn segment_one(
     let text = stats_json(&frame.seg)?;
     // Labels first, statistics last: a frame counts as complete (and is
     // skipped on the next run) only when both exist.
+    let name = stem(line)?;
+    export.write(out, &name, &frame, &ColorTable::default(), opts)?;
     frame.seg.save(&labels_path)?;
     write_atomic(&stats_path, text.as_bytes())?;
     Ok(Outcome::Done)
