@@ -256,7 +256,7 @@ impl LineArgs {
     pub fn options(&self) -> LineOptions {
         LineOptions {
             threshold: self.line_threshold,
-            close_gaps: self.close_gaps.filter(|&px| px > 0),
+            close_gaps: self.close_gaps,
         }
     }
 }

@@ -76,7 +76,7 @@ impl Export {
         colors: &ColorTable,
         line: &LineOptions,
     ) -> Result<()> {
-        if let Some(px) = line.close_gaps {
+        if let Some(px) = line.close_gaps.filter(|&px| px > 0) {
             let path = out.join(format!("{name}.gaps.json"));
             write_atomic(&path, gaps_json(frame, px).as_bytes())?;
             if self.gap_overlay {

@@ -24,8 +24,10 @@ pub struct LineOptions {
     /// Binarise anti-aliased line art first; `None` keeps the official rule.
     pub threshold: Option<Threshold>,
     /// Close gaps in the lines up to this many pixels wide (see
-    /// [`crate::gaps`]); `None` (or 0) segments exactly as the official
-    /// code.
+    /// [`crate::gaps`]); `None` or 0 segments exactly as the official
+    /// code. (Where a dataset's own labels would be used, as in
+    /// [`crate::eval::run_task`], `Some(0)` asks to segment the line art
+    /// without closing instead.)
     pub close_gaps: Option<u32>,
 }
 

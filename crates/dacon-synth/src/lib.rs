@@ -9,6 +9,8 @@
 //! swings across the body (occlusion), the mouth opens (a new segment) and
 //! the eyes blink (segments vanish) — the cases a matcher meets in real cuts.
 
+pub mod leak;
+
 use std::path::Path;
 
 use image::{Rgba, RgbaImage};

@@ -52,6 +52,8 @@ pub struct EvalArgs {
     /// of taking the dataset's labels, and its colours are scored on the
     /// dataset's labels (each dataset segment takes the colour of the
     /// segment covering most of it). References keep the dataset's labels.
+    /// `--close-gaps 0` segments the line art without closing (how a leaky
+    /// set scores without it).
     #[command(flatten)]
     pub line: LineArgs,
     /// Score these predictions instead of running an engine.
