@@ -329,6 +329,9 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
 fn draw(spec: &CutSpec, shapes: &[Shape]) -> DrawnFrame {
     let (w, h) = (spec.width, spec.height);
     let half = spec.line_width / 2.0;
+    // Colour traces are one pixel wide at the default 3-px outline, and
+    // scale with the outline (so a frame drawn at 4x keeps its traces).
+    let trace_half = (spec.line_width / 6.0).max(0.5);
     let mut line = RgbaImage::from_pixel(w, h, Rgba(BG));
     let mut gt = RgbaImage::from_pixel(w, h, Rgba(BG));
     for y in 0..h {
@@ -356,11 +359,11 @@ fn draw(spec: &CutSpec, shapes: &[Shape]) -> DrawnFrame {
                         if s > 0.0 {
                             paint = sd.fill;
                         }
-                        if s.abs() < 0.5 && d < -half {
+                        if s.abs() < trace_half && d < -half {
                             trace = Some(sd.trace);
                         }
                     }
-                    if !sh.outline && d > -1.0 {
+                    if !sh.outline && d > -2.0 * trace_half {
                         trace = Some(HIGHLIGHT_TRACE);
                     }
                     break;
