@@ -4,6 +4,7 @@ mod util;
 
 mod bad_input;
 mod engine;
+mod gaps;
 mod neural;
 mod parity;
 mod pipeline;

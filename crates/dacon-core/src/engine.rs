@@ -119,7 +119,11 @@ impl Prediction {
                 colors.set(id as u32, c);
             }
             let k = (from as usize).checked_sub(1);
-            confidence.push(k.and_then(|k| self.confidence.get(k)).copied().unwrap_or(none));
+            confidence.push(
+                k.and_then(|k| self.confidence.get(k))
+                    .copied()
+                    .unwrap_or(none),
+            );
         }
         Prediction { colors, confidence }
     }

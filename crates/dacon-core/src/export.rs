@@ -280,7 +280,8 @@ impl ZipWriter {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(data);
 
-        self.central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        self.central
+            .extend_from_slice(&0x0201_4b50u32.to_le_bytes());
         self.central.extend_from_slice(&20u16.to_le_bytes()); // made by
         common(&mut self.central);
         self.central.extend_from_slice(&0u16.to_le_bytes()); // comment

@@ -110,7 +110,7 @@ impl Frame {
     /// [`crate::Error::TooManySegments`], naming the file.
     pub fn open(line: &Path, opts: &LineOptions) -> Result<Frame> {
         opts.check()?;
-        let art = LineArt::open(line)?;
+        let art = read_line_art(line, opts)?;
         Frame::from_line_art(art, opts).at(line)
     }
 
@@ -122,7 +122,7 @@ impl Frame {
     /// Read and decode errors naming the file, [`crate::Error::SizeMismatch`]
     /// naming the line art.
     pub fn open_labelled(line: &Path, labels: &Path, opts: &LineOptions) -> Result<Frame> {
-        let art = LineArt::open(line)?;
+        let art = read_line_art(line, opts)?;
         let (art, drawn) = prepared(art, opts).at(line)?;
         let seg = Segmentation::open(labels)?;
         seg.check_size(art.width(), art.height()).at(line)?;
@@ -148,6 +148,16 @@ impl Frame {
             closings,
             drawn,
         })
+    }
+}
+
+/// Reads line art; the check for lines and regions waits for binarising
+/// when the options binarise.
+fn read_line_art(line: &Path, opts: &LineOptions) -> Result<LineArt> {
+    if opts.threshold.is_some() {
+        LineArt::read(line)
+    } else {
+        LineArt::open(line)
     }
 }
 

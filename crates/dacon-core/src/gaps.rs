@@ -117,9 +117,10 @@ pub fn find_closings(kinds: &[PixelKind], width: u32, height: u32, max_gap: u32)
         return Vec::new();
     }
     let grid = Grid::new(kinds, w, h);
-    let mut skel = grid.thin();
-    prune(&mut skel, w + 2);
-    let ends = find_ends(&grid, &skel);
+    let (mut skel, mut list) = grid.thin();
+    prune(&mut skel, &list, w + 2);
+    list.retain(|&i| skel[i] == 1);
+    let ends = find_ends(&grid, &skel, &list);
     let max_gap = max_gap as f32;
     let mut used = vec![false; ends.len()];
     let mut out = join_ends(&grid, &ends, max_gap, &mut used);
@@ -208,11 +209,16 @@ impl Grid {
         Some(self.cells[(y as usize + 1) * (self.w + 2) + x as usize + 1])
     }
 
-    /// Zhang-Suen thinning of the ink: a padded grid of 0/1.
-    fn thin(&self) -> Vec<u8> {
+    /// Zhang-Suen thinning of the ink: a padded grid of 0/1, and the
+    /// indices of its skeleton pixels.
+    fn thin(&self) -> (Vec<u8>, Vec<usize>) {
         let pw = self.w + 2;
         let mut s: Vec<u8> = self.cells.iter().map(|&c| u8::from(c == INK)).collect();
-        let mut live: Vec<usize> = (0..s.len()).filter(|&i| s[i] == 1).collect();
+        let mut live: Vec<usize> = s
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &v)| (v == 1).then_some(i))
+            .collect();
         let mut del = Vec::new();
         loop {
             let mut changed = false;
@@ -241,7 +247,7 @@ impl Grid {
                 live.retain(|&i| s[i] == 1);
             }
             if !changed {
-                return s;
+                return (s, live);
             }
         }
     }
@@ -273,7 +279,9 @@ fn ring_offsets(pw: usize) -> [isize; 8] {
 /// junction.
 #[inline]
 fn transitions(n: &[u8; 8]) -> u8 {
-    (0..8).map(|k| u8::from(n[k] == 0 && n[(k + 1) % 8] == 1)).sum()
+    (0..8)
+        .map(|k| u8::from(n[k] == 0 && n[(k + 1) % 8] == 1))
+        .sum()
 }
 
 #[inline]
@@ -336,9 +344,11 @@ fn adjacent(a: usize, b: usize, pw: usize) -> bool {
 }
 
 /// Removes skeleton branches shorter than [`PRUNE`] that end in a junction.
-fn prune(s: &mut [u8], pw: usize) {
-    let ends: Vec<usize> = (0..s.len())
-        .filter(|&i| s[i] == 1 && is_end(&ring(s, i, pw)))
+fn prune(s: &mut [u8], skeleton: &[usize], pw: usize) {
+    let ends: Vec<usize> = skeleton
+        .iter()
+        .copied()
+        .filter(|&i| is_end(&ring(s, i, pw)))
         .collect();
     let mut cut = Vec::new();
     for e in ends {
@@ -353,11 +363,11 @@ fn prune(s: &mut [u8], pw: usize) {
 }
 
 /// The free ends of the pruned skeleton with their directions.
-fn find_ends(g: &Grid, s: &[u8]) -> Vec<End> {
+fn find_ends(g: &Grid, s: &[u8], skeleton: &[usize]) -> Vec<End> {
     let pw = g.w + 2;
     let mut ends = Vec::new();
-    for i in 0..s.len() {
-        if s[i] != 1 || !is_end(&ring(s, i, pw)) {
+    for &i in skeleton {
+        if !is_end(&ring(s, i, pw)) {
             continue;
         }
         let (path, _) = walk(s, i, pw, DIRECTION_SPAN + 1);

@@ -39,10 +39,19 @@ impl LineArt {
     /// image has no line pixel at all (a blank or fully coloured frame is
     /// almost always the wrong file).
     pub fn open(path: &Path) -> Result<Self> {
-        let Picture { rgba, has_alpha } = read_picture(path)?;
-        let art = LineArt { rgba, has_alpha };
+        let art = Self::read(path)?;
         art.check_not_empty().at(path)?;
         Ok(art)
+    }
+
+    /// Reads line art without checking that it has lines and regions: a
+    /// scan is all "line" by the official rule until it is binarised.
+    ///
+    /// # Errors
+    /// The file's I/O or decode error.
+    pub fn read(path: &Path) -> Result<Self> {
+        let Picture { rgba, has_alpha } = read_picture(path)?;
+        Ok(LineArt { rgba, has_alpha })
     }
 
     /// Wraps decoded pixels; `has_alpha` selects the line rule.
@@ -282,7 +291,11 @@ impl LineArt {
 /// class that maximises the between-class variance.
 fn otsu(hist: &[u64; 256]) -> u8 {
     let total: u64 = hist.iter().sum();
-    let sum: f64 = hist.iter().enumerate().map(|(i, &n)| i as f64 * n as f64).sum();
+    let sum: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * n as f64)
+        .sum();
     let (mut w0, mut sum0) = (0u64, 0.0f64);
     let (mut best, mut best_t) = (-1.0f64, 128u8);
     for t in 0..255usize {

@@ -210,7 +210,11 @@ fn ora_holds_lines_traces_and_fills_in_order() {
     let filled = frame.seg.filled_labels();
     for (i, p) in f.line.pixels().enumerate() {
         let (x, y) = (i as u32 % 256, i as u32 / 256);
-        let (l, t, fl) = (lines.get_pixel(x, y).0, traces.get_pixel(x, y).0, fills.get_pixel(x, y).0);
+        let (l, t, fl) = (
+            lines.get_pixel(x, y).0,
+            traces.get_pixel(x, y).0,
+            fills.get_pixel(x, y).0,
+        );
         match frame.art.kind_of(p.0) {
             PixelKind::Line => {
                 assert_eq!(l, [0, 0, 0, 255]);

@@ -64,7 +64,9 @@ fn main() -> R<()> {
         }
     }
 
-    println!("| set | line art | closing | consecutive Acc-Thr | propagate Acc-Thr | closings/frame |");
+    println!(
+        "| set | line art | closing | consecutive Acc-Thr | propagate Acc-Thr | closings/frame |"
+    );
     println!("|---|---|---|---:|---:|---:|");
     for (si, (name, clean)) in sets.iter().enumerate() {
         let leaky = work.join(format!("leaky-{si}"));
@@ -241,6 +243,14 @@ fn segments_found(dir: &Path, line: &LineOptions) -> R<String> {
     Ok(format!("{found}/{total}"))
 }
 
+/// CPU time of this thread so far, in ms (0 where the kernel does not say).
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e6)
+}
+
 fn copy_tree(from: &Path, to: &Path) -> R<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
@@ -268,10 +278,10 @@ fn timing() -> R<()> {
     let seg = Segmentation::from_line_art(&art)?;
     let table = ColorTable::from_image(&seg, &f.gt)?;
     let (leaky, _) = dacon_synth::leak::cut_gaps(&f.line, true, &seg, &table, &LeakSpec::default());
-    let mut frames = vec![("own drawing, clean", art), (
-        "own drawing, leaky",
-        LineArt::from_rgba(leaky, true),
-    )];
+    let mut frames = vec![
+        ("own drawing, clean", art),
+        ("own drawing, leaky", LineArt::from_rgba(leaky, true)),
+    ];
     let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/warpbench-dev/laughing_girl/line/0000.png");
     if shared.is_file() {
@@ -280,19 +290,23 @@ fn timing() -> R<()> {
         frames.push(("warp laughing_girl 1600x1600", LineArt::open(&shared)?));
     }
     println!();
-    println!("| frame | segment (ms) | segment + close 8 (ms) | closing adds (ms) | closings |");
+    println!("| frame | segment (ms, wall / cpu) | segment + close 8 | closing adds | closings |");
     println!("|---|---:|---:|---:|---:|");
     for (name, art) in &frames {
+        // Wall time (median) and this thread's CPU time (median, from
+        // /proc/thread-self/schedstat: on a shared machine the wall time
+        // also counts the waits for a core).
         let median = |f: &dyn Fn()| {
-            let mut t: Vec<f64> = (0..15)
+            let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..15)
                 .map(|_| {
-                    let s = Instant::now();
+                    let (s, c) = (Instant::now(), cpu_ms());
                     f();
-                    s.elapsed().as_secs_f64() * 1e3
+                    (s.elapsed().as_secs_f64() * 1e3, cpu_ms() - c)
                 })
-                .collect();
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
+                .unzip();
+            wall.sort_by(f64::total_cmp);
+            cpu.sort_by(f64::total_cmp);
+            (wall[wall.len() / 2], cpu[cpu.len() / 2])
         };
         let plain = median(&|| {
             Segmentation::from_line_art(art).expect("segments");
@@ -302,10 +316,15 @@ fn timing() -> R<()> {
         });
         let n = Segmentation::from_line_art_closing(art, 8)?.1.len();
         println!(
-            "| {name} ({}x{}) | {plain:.1} | {closed:.1} | {:.1} | {n} |",
+            "| {name} ({}x{}) | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {n} |",
             art.width(),
             art.height(),
-            closed - plain
+            plain.0,
+            plain.1,
+            closed.0,
+            closed.1,
+            closed.0 - plain.0,
+            closed.1 - plain.1,
         );
     }
     Ok(())

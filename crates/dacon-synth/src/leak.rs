@@ -143,13 +143,12 @@ pub fn cut_gaps(
     let mut tries = 0;
     while cuts.len() < n && tries < n * 50 {
         tries += 1;
-        let pool = if (rng.unit() < spec.different_colours && !different.is_empty())
-            || same.is_empty()
-        {
-            &different
-        } else {
-            &same
-        };
+        let pool =
+            if (rng.unit() < spec.different_colours && !different.is_empty()) || same.is_empty() {
+                &different
+            } else {
+                &same
+            };
         if pool.is_empty() {
             break;
         }
@@ -171,6 +170,53 @@ pub fn cut_gaps(
     (out, cuts)
 }
 
+/// The direction of the black line through `(x, y)`: the principal axis of
+/// the line pixels within 6 px connected to it (the crossing direction of
+/// the site is only one of 4 and would cut slanted lines too long).
+fn line_direction(kinds: &[PixelKind], w: i64, h: i64, x: i64, y: i64) -> Option<(f64, f64)> {
+    let mut stack = vec![(x, y)];
+    let mut seen = std::collections::HashSet::from([(x, y)]);
+    let (mut sx, mut sy, mut sxx, mut syy, mut sxy, mut n) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    while let Some((px, py)) = stack.pop() {
+        let (dx, dy) = ((px - x) as f64, (py - y) as f64);
+        sx += dx;
+        sy += dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+        n += 1.0;
+        for (ox, oy) in [
+            (1, 0),
+            (-1, 0),
+            (0, 1),
+            (0, -1),
+            (1, 1),
+            (1, -1),
+            (-1, 1),
+            (-1, -1),
+        ] {
+            let (qx, qy) = (px + ox, py + oy);
+            if qx >= 0
+                && qy >= 0
+                && qx < w
+                && qy < h
+                && (qx - x).pow(2) + (qy - y).pow(2) <= 36
+                && kinds[(qy * w + qx) as usize] == PixelKind::Line
+                && seen.insert((qx, qy))
+            {
+                stack.push((qx, qy));
+            }
+        }
+    }
+    if n < 3.0 {
+        return None;
+    }
+    let (mx, my) = (sx / n, sy / n);
+    let (cxx, cyy, cxy) = (sxx / n - mx * mx, syy / n - my * my, sxy / n - mx * my);
+    let angle = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
+    Some((angle.cos(), angle.sin()))
+}
+
 /// Erases the black line through site `s` over `length` pixels along it:
 /// every line pixel within the band, connected to the site inside it.
 fn erase(
@@ -182,20 +228,32 @@ fn erase(
     length: u32,
     paper: [u8; 4],
 ) {
-    let norm = ((s.nx * s.nx + s.ny * s.ny) as f64).sqrt();
-    let (nx, ny) = (s.nx as f64 / norm, s.ny as f64 / norm);
-    let (tx, ty) = (-ny, nx);
+    let (tx, ty) = line_direction(kinds, w, h, s.x, s.y).unwrap_or_else(|| {
+        let norm = ((s.nx * s.nx + s.ny * s.ny) as f64).sqrt();
+        (-s.ny as f64 / norm, s.nx as f64 / norm)
+    });
+    let (nx, ny) = (ty, -tx);
     let half = f64::from(length) / 2.0;
     let inside = |x: i64, y: i64| {
         let (dx, dy) = ((x - s.x) as f64, (y - s.y) as f64);
-        (dx * tx + dy * ty).abs() < half && (dx * nx + dy * ny).abs() <= 14.0
+        let along = dx * tx + dy * ty;
+        along >= -half && along < half && (dx * nx + dy * ny).abs() <= 14.0
     };
     let mut stack = vec![(s.x, s.y)];
     let mut seen = std::collections::HashSet::new();
     seen.insert((s.x, s.y));
     while let Some((x, y)) = stack.pop() {
         img.put_pixel(x as u32, y as u32, Rgba(paper));
-        for (dx, dy) in [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)] {
+        for (dx, dy) in [
+            (1, 0),
+            (-1, 0),
+            (0, 1),
+            (0, -1),
+            (1, 1),
+            (1, -1),
+            (-1, 1),
+            (-1, -1),
+        ] {
             let (px, py) = (x + dx, y + dy);
             if px >= 0
                 && py >= 0
@@ -236,7 +294,10 @@ pub fn write_leaky_clip(src: &Path, dst: &Path, spec: &LeakSpec) -> Result<Vec<V
         let (leaky, cuts) = cut_gaps(&pic.rgba, pic.has_alpha, &seg, &table, &spec);
         write_rgba_png(&dst.join("line").join(format!("{}.png", f.name)), &leaky)?;
         copy(seg_path, &dst.join("seg").join(format!("{}.png", f.name)))?;
-        copy(table_path, &dst.join("seg").join(format!("{}.json", f.name)))?;
+        copy(
+            table_path,
+            &dst.join("seg").join(format!("{}.json", f.name)),
+        )?;
         if let Some(gt) = &f.gt {
             let ext = gt.extension().and_then(|e| e.to_str()).unwrap_or("png");
             copy(gt, &dst.join("gt").join(format!("{}.{ext}", f.name)))?;

@@ -109,7 +109,13 @@ fn render_one(
     let table = ColorTable::open(&j.table)?;
     let img = dacon_core::render(&frame.seg, &table, Some(frame.drawn()), opts).at(&j.table)?;
     export
-        .write(out, &stem(&j.line)?, &frame, &table, &LineOptions::default())
+        .write(
+            out,
+            &stem(&j.line)?,
+            &frame,
+            &table,
+            &LineOptions::default(),
+        )
         .at(&j.table)?;
     write_rgba_png(&dest, &img)?;
     Ok(Outcome::Done)
