@@ -141,7 +141,7 @@ fn colorize_and_eval_close_the_gaps_of_a_leaky_cut() {
     .ok();
     let (open, closed) = (acc(&open.stdout()), acc(&closed.stdout()));
     assert!(
-        closed > open + 0.1 && closed > 0.9,
+        closed > open + 0.1 && closed > 0.85,
         "open {open}, closed {closed}"
     );
     let files = files_in(&d.join("closed"));

@@ -118,7 +118,7 @@ pub fn find_closings(kinds: &[PixelKind], width: u32, height: u32, max_gap: u32)
     }
     let grid = Grid::new(kinds, w, h);
     let (mut skel, mut list) = grid.thin();
-    prune(&mut skel, &list, w + 2);
+    prune(&grid, &mut skel, &list, w + 2);
     list.retain(|&i| skel[i] == 1);
     let ends = find_ends(&grid, &skel, &list);
     let max_gap = max_gap as f32;
@@ -343,8 +343,11 @@ fn adjacent(a: usize, b: usize, pw: usize) -> bool {
     ax.abs_diff(bx) <= 1 && ay.abs_diff(by) <= 1 && a != b
 }
 
-/// Removes skeleton branches shorter than [`PRUNE`] that end in a junction.
-fn prune(s: &mut [u8], skeleton: &[usize], pw: usize) {
+/// Removes skeleton branches that end in a junction and are no longer
+/// than half the stroke is wide (plus one): the spurs thinning leaves on
+/// bumps and the forks at square ends of thick strokes, never a real stub
+/// of a thin line. At most [`PRUNE`] pixels.
+fn prune(g: &Grid, s: &mut [u8], skeleton: &[usize], pw: usize) {
     let ends: Vec<usize> = skeleton
         .iter()
         .copied()
@@ -353,7 +356,16 @@ fn prune(s: &mut [u8], skeleton: &[usize], pw: usize) {
     let mut cut = Vec::new();
     for e in ends {
         let (path, at_junction) = walk(s, e, pw, PRUNE);
-        if at_junction && path.len() < PRUNE {
+        if !at_junction || path.len() >= PRUNE {
+            continue;
+        }
+        let xy = |j: usize| ((j % pw) as f32 - 1.0, (j / pw) as f32 - 1.0);
+        let (ex, ey) = xy(e);
+        let (jx, jy) = xy(*path.last().expect("not empty"));
+        let (dx, dy) = (ex - jx, ey - jy);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        let width = stroke_width(g, jx, jy, -dy / len, dx / len);
+        if (path.len() as f32) <= width / 2.0 + 1.0 {
             cut.extend(path);
         }
     }
@@ -373,13 +385,6 @@ fn find_ends(g: &Grid, s: &[u8], skeleton: &[usize]) -> Vec<End> {
         let (path, _) = walk(s, i, pw, DIRECTION_SPAN + 1);
         if path.len() < 4 {
             // A dot or a stub: no direction to trust.
-            continue;
-        }
-        // A stroke that goes on as a colour trace has no free end.
-        if ring_offsets(pw)
-            .iter()
-            .any(|&o| g.cells[i.wrapping_add_signed(o)] == TRACE)
-        {
             continue;
         }
         let xy = |j: usize| ((j % pw) as f32 - 1.0, (j / pw) as f32 - 1.0);
