@@ -122,7 +122,8 @@ impl Frame {
     /// Read and decode errors naming the file, [`crate::Error::SizeMismatch`]
     /// naming the line art.
     pub fn open_labelled(line: &Path, labels: &Path, opts: &LineOptions) -> Result<Frame> {
-        let art = read_line_art(line, opts)?;
+        // The labels are given: the line art need not segment on its own.
+        let art = LineArt::read(line)?;
         let (art, drawn) = prepared(art, opts).at(line)?;
         let seg = Segmentation::open(labels)?;
         seg.check_size(art.width(), art.height()).at(line)?;
@@ -166,6 +167,10 @@ fn prepared(art: LineArt, opts: &LineOptions) -> Result<(LineArt, Option<LineArt
     if opts.threshold.is_none() {
         opts.check()?;
         return Ok((art, None));
+    }
+    let mut art = art;
+    if opts.threshold == Some(Threshold::Auto) {
+        art.read_opaque_as_paper();
     }
     let mut p = art.clone();
     opts.prepare(&mut p)?;

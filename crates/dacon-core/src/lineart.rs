@@ -163,6 +163,15 @@ impl LineArt {
         }
     }
 
+    /// Reads an image whose alpha channel is opaque everywhere as ink on
+    /// paper (the rule for images without alpha): a scan saved as RGBA has
+    /// its ink in the colours, not in the alpha.
+    pub fn read_opaque_as_paper(&mut self) {
+        if self.has_alpha && self.rgba.pixels().all(|p| p.0[3] == 255) {
+            self.has_alpha = false;
+        }
+    }
+
     /// An ink threshold that separates lines from paper: Otsu's threshold of
     /// the ink histogram (the level that best splits it into two classes),
     /// kept within 32..=224 so a nearly blank frame still gets a sane one.
@@ -185,8 +194,10 @@ impl LineArt {
     /// the threshold. Colour is judged relative to the ink, so the pale
     /// fringe of a coloured trace stays a trace, and each connected trace
     /// stroke takes the colour of its inkiest pixel instead of one colour
-    /// per fringe shade. Afterwards the image follows the official rule.
+    /// per fringe shade. An image whose alpha is opaque everywhere is read
+    /// as ink on paper. Afterwards the image follows the official rule.
     pub fn binarize_auto(&mut self) -> u8 {
+        self.read_opaque_as_paper();
         let t = self.auto_threshold();
         let (w, h) = (self.width() as usize, self.height() as usize);
         let ink: Vec<u8> = self.rgba.pixels().map(|p| self.ink_of(p.0)).collect();
@@ -298,9 +309,9 @@ fn otsu(hist: &[u64; 256]) -> u8 {
         .sum();
     let (mut w0, mut sum0) = (0u64, 0.0f64);
     let (mut best, mut best_t) = (-1.0f64, 128u8);
-    for t in 0..255usize {
-        w0 += hist[t];
-        sum0 += t as f64 * hist[t] as f64;
+    for (t, &n) in hist.iter().enumerate().take(255) {
+        w0 += n;
+        sum0 += t as f64 * n as f64;
         let w1 = total - w0;
         if w0 == 0 || w1 == 0 {
             continue;

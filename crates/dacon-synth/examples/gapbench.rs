@@ -12,7 +12,7 @@
 //! alpha and on paper) against their binary originals, and the time gap
 //! closing adds to segmenting a 1920x1080 frame.
 //!
-//! Run: `cargo run --release -p dacon-synth --example gapbench [WORK_DIR]`
+//! Run: `cargo run --release -p dacon-synth --example gapbench [WORK_DIR [gaps|soft|timing]]`
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,8 +35,20 @@ fn main() -> R<()> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("dacon-gapbench"));
+    // Optional second argument: one part only (`gaps`, `soft` or `timing`).
+    let only = std::env::args().nth(2);
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let _ = std::fs::remove_dir_all(&work);
     let engine = ClassicEngine::default();
+    if !part("gaps") {
+        if part("soft") {
+            soft_lines(&engine, &work)?;
+        }
+        if part("timing") {
+            timing()?;
+        }
+        return Ok(());
+    }
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/warpbench-dev");
 
     let mut sets: Vec<(String, PathBuf)> = Vec::new();
@@ -93,8 +105,12 @@ fn main() -> R<()> {
         }
     }
 
-    soft_lines(&engine, &work)?;
-    timing()?;
+    if part("soft") {
+        soft_lines(&engine, &work)?;
+    }
+    if part("timing") {
+        timing()?;
+    }
     Ok(())
 }
 
