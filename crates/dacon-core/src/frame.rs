@@ -168,10 +168,9 @@ fn prepared(art: LineArt, opts: &LineOptions) -> Result<(LineArt, Option<LineArt
         opts.check()?;
         return Ok((art, None));
     }
+    // An alpha channel opaque everywhere carries no ink to threshold.
     let mut art = art;
-    if opts.threshold == Some(Threshold::Auto) {
-        art.read_opaque_as_paper();
-    }
+    art.read_opaque_as_paper();
     let mut p = art.clone();
     opts.prepare(&mut p)?;
     Ok((p, Some(art)))

@@ -25,8 +25,8 @@ use dacon_core::frame::Threshold;
 use dacon_core::imageio::write_rgba_png;
 use dacon_core::protocol::{Limit, Protocol};
 use dacon_core::{ColorTable, LineArt, LineOptions, Segmentation};
-use dacon_synth::leak::{soften, write_leaky_clip, LeakSpec, SoftSpec};
-use dacon_synth::{draw_cut, write_cut, CutSpec};
+use dacon_synth::leak::{downsample_binary, soften, write_leaky_clip, LeakSpec, SoftSpec};
+use dacon_synth::{draw_cut, write_cut, write_frames, CutSpec};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -166,14 +166,17 @@ fn soft_lines(engine: &ClassicEngine, work: &Path) -> R<()> {
             line_width: 2.0,
             ..CutSpec::default()
         };
-        let binary = work.join(format!("soft-{seed}-binary"));
-        write_cut(&binary, &spec)?;
+        // Drawn once at 4x: the binary original and the soft versions are
+        // both made from it, so they align pixel for pixel.
         let big = draw_cut(&CutSpec {
             width: spec.width * 4,
             height: spec.height * 4,
             line_width: spec.line_width * 4.0,
             ..spec.clone()
         });
+        let binary = work.join(format!("soft-{seed}-binary"));
+        let originals: Vec<_> = big.iter().map(downsample_binary).collect();
+        write_frames(&binary, &originals)?;
         for (kind, on_paper) in [("brush (alpha)", false), ("scan (paper)", true)] {
             let dir = work.join(format!("soft-{seed}-{on_paper}"));
             copy_tree(&binary, &dir)?;

@@ -401,6 +401,46 @@ pub fn soften(big: &RgbaImage, spec: &SoftSpec) -> (RgbaImage, bool) {
     (out, !spec.on_paper)
 }
 
+/// The binary original of a frame drawn at 4x: each 4x4 block becomes its
+/// most frequent line colour when line pixels cover at least half of it
+/// (paper otherwise), and its most frequent paint. Aligned pixel for pixel
+/// with [`soften`] of the same drawing.
+///
+/// # Panics
+/// If the size is not a multiple of 4.
+pub fn downsample_binary(big: &crate::DrawnFrame) -> crate::DrawnFrame {
+    let (bw, bh) = big.line.dimensions();
+    assert!(bw % 4 == 0 && bh % 4 == 0, "big must be drawn at 4x");
+    let most = |img: &RgbaImage, x: u32, y: u32, keep: &dyn Fn([u8; 4]) -> bool| {
+        let mut counts: Vec<([u8; 4], u32)> = Vec::new();
+        for sy in 0..4 {
+            for sx in 0..4 {
+                let p = img.get_pixel(x * 4 + sx, y * 4 + sy).0;
+                if !keep(p) {
+                    continue;
+                }
+                match counts.iter_mut().find(|c| c.0 == p) {
+                    Some(c) => c.1 += 1,
+                    None => counts.push((p, 1)),
+                }
+            }
+        }
+        let total: u32 = counts.iter().map(|c| c.1).sum();
+        let best = counts.iter().max_by_key(|c| (c.1, c.0)).map(|c| c.0);
+        (best, total)
+    };
+    let line = RgbaImage::from_fn(bw / 4, bh / 4, |x, y| {
+        match most(&big.line, x, y, &|p| p[3] > 0) {
+            (Some(c), n) if n >= 8 => Rgba(c),
+            _ => Rgba([255, 255, 255, 0]),
+        }
+    });
+    let gt = RgbaImage::from_fn(bw / 4, bh / 4, |x, y| {
+        Rgba(most(&big.gt, x, y, &|_| true).0.expect("16 samples"))
+    });
+    crate::DrawnFrame { line, gt }
+}
+
 /// Separable Gaussian blur of premultiplied planes.
 fn blur(src: &[[f64; 4]], w: usize, h: usize, sigma: f64) -> Vec<[f64; 4]> {
     let r = (sigma * 3.0).ceil() as i64;

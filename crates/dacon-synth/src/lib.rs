@@ -492,7 +492,16 @@ pub fn voronoi_frame(size: u32, cells: usize, shift: (i64, i64)) -> DrawnFrame {
 /// first frame again as the design sheet `ref/{line,gt,seg}/0000.*`.
 /// Returns the number of frames.
 pub fn write_cut(dir: &Path, spec: &CutSpec) -> Result<usize> {
-    let frames = draw_cut(spec);
+    write_frames(dir, &draw_cut(spec))
+}
+
+/// Writes drawn frames in the benchmark layout, as [`write_cut`] does.
+/// Returns the number of frames.
+///
+/// # Panics
+/// If `frames` is empty.
+pub fn write_frames(dir: &Path, frames: &[DrawnFrame]) -> Result<usize> {
+    assert!(!frames.is_empty(), "no frame to write");
     for sub in ["line", "gt", "seg", "ref/line", "ref/gt", "ref/seg"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
