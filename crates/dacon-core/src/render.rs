@@ -39,8 +39,8 @@ const CLEAR: Rgba = [0, 0, 0, 0];
 /// Renders `seg` coloured by `table`.
 ///
 /// # Errors
-/// [`Error::MissingColor`] when a segment has no colour,
-/// [`Error::SizeMismatch`] when `line` differs in size.
+/// [`crate::Error::MissingColor`] when a segment has no colour,
+/// [`crate::Error::SizeMismatch`] when `line` differs in size.
 ///
 /// # Panics
 /// If `opts.keep_lines` is set without `line`.
