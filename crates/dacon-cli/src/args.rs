@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dacon_core::classic::ClassicEngine;
+use dacon_core::colorize::Export;
+use dacon_core::frame::Threshold;
 use dacon_core::{Layer, LineOptions, RenderOptions};
 use dacon_neural::{AnyEngine, DaconEngine};
 
@@ -203,11 +205,63 @@ pub struct BatchArgs {
 /// How line art is read, shared by every command that segments it.
 #[derive(Debug, Args)]
 pub struct LineArgs {
-    /// Binarise anti-aliased line art first: pixels with ink (alpha, or
-    /// 255 - darkest channel without alpha) below T become background, the
-    /// rest opaque lines (greys to black). Off by default (official rule).
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u8).range(1..))]
-    pub line_threshold: Option<u8>,
+    /// Binarise anti-aliased or scanned line art first: `auto` picks the
+    /// level per frame (Otsu) and keeps faint thin strokes closed, the
+    /// right choice for brush, pencil or scanned lines; a number T makes
+    /// pixels with ink (alpha, or 255 - darkest channel without alpha)
+    /// below T background. The rest becomes opaque lines (greys to black,
+    /// colours to trace lines). Off by default (official rule: every
+    /// non-white or non-transparent pixel is a line).
+    #[arg(long, value_name = "T|auto", value_parser = parse_threshold)]
+    pub line_threshold: Option<Threshold>,
+    /// Close gaps in the line art up to PX pixels wide before segmenting,
+    /// so an unclosed line does not flood one region into its neighbour.
+    /// Free line ends are joined to facing ends or to the line they point
+    /// at; closing lines separate segments but are painted with a
+    /// neighbouring fill (invisible), and never cross colour-trace lines.
+    /// A good value is a little over the widest gap you see, typically
+    /// 4-16 (0 = off, the default, exactly the official segmentation; at
+    /// most 64). Writes NAME.gaps.json beside each frame's output where the
+    /// command writes per-frame files.
+    #[arg(long, value_name = "PX", value_parser = parse_close_gaps, allow_hyphen_values = true)]
+    pub close_gaps: Option<u32>,
+}
+
+/// Review output of gap closing, for commands that write per-frame files.
+#[derive(Debug, Args)]
+pub struct GapOverlayArg {
+    /// With --close-gaps: also write `NAME.gaps.png`, the line art with
+    /// every closing drawn over it in magenta, to review what was closed.
+    #[arg(long, requires = "close_gaps")]
+    pub gap_overlay: bool,
+}
+
+/// `auto` or an ink level 1-255.
+pub fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Threshold::Auto);
+    }
+    match s.parse::<u8>() {
+        Ok(t) if t > 0 => Ok(Threshold::Ink(t)),
+        _ => Err(format!(
+            "expected `auto` or an ink level from 1 to 255, got {s:?}"
+        )),
+    }
+}
+
+/// A gap width 0..=64 pixels, with a clear word for negative or absurd ones.
+fn parse_close_gaps(s: &str) -> std::result::Result<u32, String> {
+    let max = dacon_core::gaps::MAX_CLOSE_GAP;
+    match s.trim().parse::<i64>() {
+        Ok(v) if v < 0 => Err(format!(
+            "{v} is negative: give the widest gap to close in pixels (4-16 is typical, 0 = off)"
+        )),
+        Ok(v) if v > i64::from(max) => Err(format!(
+            "{v} px is more than the {max} px gap closing allows; closings that long join lines never meant to meet (4-16 is typical)"
+        )),
+        Ok(v) => Ok(v as u32),
+        Err(_) => Err(format!("expected a gap width in pixels (0 to {max}), got {s:?}")),
+    }
 }
 
 impl LineArgs {
@@ -215,6 +269,7 @@ impl LineArgs {
     pub fn options(&self) -> LineOptions {
         LineOptions {
             threshold: self.line_threshold,
+            close_gaps: self.close_gaps,
         }
     }
 }
@@ -233,9 +288,21 @@ pub struct OutputArgs {
     /// Which image to write.
     #[arg(long, value_enum, default_value_t = LayerArg::Full)]
     pub layer: LayerArg,
-    /// Fill under the lines and draw the original line pixels over the fills.
+    /// Fill under the lines and draw the original line pixels over the
+    /// fills: anti-aliased, scanned or brush lines stay as drawn (with
+    /// --line-threshold, the lines before binarising).
     #[arg(long)]
     pub keep_lines: bool,
+    /// Also write the layers as separate images: `NAME.lines.png` (black
+    /// lines as drawn), `NAME.traces.png` (colour-trace lines) and
+    /// `NAME.fills.png` (fills reaching under the lines); stacked in that
+    /// order (fills at the bottom) they give the picture.
+    #[arg(long)]
+    pub layers: bool,
+    /// Also write `NAME.ora`: an OpenRaster file with the lines, colour
+    /// traces and fills as separate layers (Krita, GIMP, MyPaint).
+    #[arg(long)]
+    pub ora: bool,
 }
 
 impl OutputArgs {
@@ -247,6 +314,15 @@ impl OutputArgs {
                 LayerArg::Fill => Layer::Fill,
             },
             keep_lines: self.keep_lines,
+        }
+    }
+
+    /// The extra files asked for (`gap_overlay` from the line options).
+    pub fn export(&self, gap_overlay: bool) -> Export {
+        Export {
+            layers: self.layers,
+            ora: self.ora,
+            gap_overlay,
         }
     }
 }

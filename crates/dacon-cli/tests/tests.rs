@@ -5,6 +5,7 @@ mod util;
 mod bad_input;
 mod deploy;
 mod engine;
+mod gaps;
 mod hardening;
 mod neural;
 mod parity;

@@ -57,16 +57,8 @@ fn bench_classic(
     let m = ClassicEngine::default();
     let seg = Segmentation::from_line_art(reference.0).unwrap();
     let colors = ColorTable::from_image(&seg, reference.1).unwrap();
-    let rf = m
-        .features(&Frame {
-            art: reference.0.clone(),
-            seg,
-        })
-        .unwrap();
-    let target = Frame {
-        seg: Segmentation::from_line_art(target).unwrap(),
-        art: target.clone(),
-    };
+    let rf = m.features(&Frame::new(reference.0.clone(), seg)).unwrap();
+    let target = Frame::new(target.clone(), Segmentation::from_line_art(target).unwrap());
     let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.bench_function("classic_features", |b| {

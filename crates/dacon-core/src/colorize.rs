@@ -22,6 +22,7 @@ use crate::color_table::{ColorTable, Rgba};
 use crate::dataset::{Clip, FrameFiles};
 use crate::engine::{Confidence, Engine, Prediction, Reference};
 use crate::error::{Error, Result};
+use crate::export::Layers;
 use crate::frame::{Frame, LineOptions};
 use crate::imageio::{remove_stale_temps, write_atomic, write_rgba_png};
 use crate::metrics::{score_frame, Metrics};
@@ -43,6 +44,82 @@ pub struct ColorizeOptions {
     pub render: RenderOptions,
     /// Colour frames again even when their outputs are complete.
     pub force: bool,
+    /// Extra files written per frame.
+    pub export: Export,
+}
+
+/// Extra files written per coloured frame, beside `NAME.png`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Export {
+    /// `NAME.lines.png`, `NAME.traces.png`, `NAME.fills.png`: the line
+    /// layer, the colour-trace layer and the fill layer (see
+    /// [`crate::export::Layers`]).
+    pub layers: bool,
+    /// `NAME.ora`: the three layers in one OpenRaster file.
+    pub ora: bool,
+    /// `NAME.gaps.png`: the line art with the gap closings drawn over it,
+    /// for review (with gap closing on).
+    pub gap_overlay: bool,
+}
+
+impl Export {
+    /// Writes the files asked for, for a frame coloured with `colors`; and
+    /// `NAME.gaps.json` whenever `line` closes gaps. Each file atomically.
+    ///
+    /// # Errors
+    /// Rendering, encoding and I/O errors naming the file.
+    pub fn write(
+        &self,
+        out: &Path,
+        name: &str,
+        frame: &Frame,
+        colors: &ColorTable,
+        line: &LineOptions,
+    ) -> Result<()> {
+        if let Some(px) = line.close_gaps.filter(|&px| px > 0) {
+            let path = out.join(format!("{name}.gaps.json"));
+            write_atomic(&path, gaps_json(frame, px).as_bytes())?;
+            if self.gap_overlay {
+                let img = crate::gaps::overlay(frame.drawn(), &frame.closings);
+                write_rgba_png(&out.join(format!("{name}.gaps.png")), &img)?;
+            }
+        }
+        if !self.layers && !self.ora {
+            return Ok(());
+        }
+        let layers = Layers::new(&frame.seg, colors, frame.drawn(), &frame.art)?;
+        if self.layers {
+            for (suffix, img) in [
+                ("lines", &layers.lines),
+                ("traces", &layers.traces),
+                ("fills", &layers.fills),
+            ] {
+                write_rgba_png(&out.join(format!("{name}.{suffix}.png")), img)?;
+            }
+        }
+        if self.ora {
+            layers.save_ora(&out.join(format!("{name}.ora")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `NAME.gaps.json`: the canvas, the closing distance and every closing
+/// (`from`, `to`, `gap`, `width`, `kind`), one per line.
+pub fn gaps_json(frame: &Frame, max_gap: u32) -> String {
+    let rows: Vec<String> = frame
+        .closings
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap_or_default())
+        .collect();
+    format!(
+        "{{\n  \"width\": {},\n  \"height\": {},\n  \"close_gaps\": {max_gap},\n  \"closings\": [{}{}{}]\n}}\n",
+        frame.seg.width(),
+        frame.seg.height(),
+        if rows.is_empty() { "" } else { "\n    " },
+        rows.join(",\n    "),
+        if rows.is_empty() { "" } else { "\n  " },
+    )
 }
 
 impl Default for ColorizeOptions {
@@ -54,6 +131,7 @@ impl Default for ColorizeOptions {
             review: 5,
             render: RenderOptions::default(),
             force: false,
+            export: Export::default(),
         }
     }
 }
@@ -336,7 +414,12 @@ impl<E: Engine> CutRun<'_, E> {
             (p, FrameStatus::Coloured)
         };
         let score = match &f.gt {
-            Some(gt) => Some(score_against(&frame.seg, gt, &prediction.colors)?),
+            Some(gt) => Some(score_against(
+                &frame.seg,
+                f.seg.as_deref(),
+                gt,
+                &prediction.colors,
+            )?),
             None => None,
         };
         let result = FrameResult {
@@ -350,10 +433,14 @@ impl<E: Engine> CutRun<'_, E> {
     }
 
     fn write(&self, frame: &Frame, p: &Prediction, [json, conf, png]: [&PathBuf; 3]) -> Result<()> {
-        let img = render(&frame.seg, &p.colors, Some(&frame.art), self.opts.render)?;
+        let img = render(&frame.seg, &p.colors, Some(frame.drawn()), self.opts.render)?;
         // The image last: a frame counts as done when it exists.
         write_atomic(json, p.colors.to_json_compact().as_bytes())?;
         write_atomic(conf, p.confidence_json().as_bytes())?;
+        let name = png.file_stem().and_then(|s| s.to_str()).unwrap_or("frame");
+        self.opts
+            .export
+            .write(self.out, name, frame, &p.colors, &self.opts.line)?;
         write_rgba_png(png, &img)
     }
 }
@@ -382,10 +469,33 @@ pub fn review_rows(seg: &Segmentation, p: &Prediction, n: usize) -> Vec<ReviewRo
         .collect()
 }
 
-/// Scores colours against a painted frame, with the frame's own segments.
-fn score_against(seg: &Segmentation, painted: &Path, colors: &ColorTable) -> Result<Metrics> {
+/// Scores colours against a painted frame: on the clip's own labels
+/// (`seg/NAME.png`) when it has them, the colours carried over from the
+/// frame's segments, so that frames segmented differently (gaps closed,
+/// binarised) are scored on the same segments; else on the frame's own.
+fn score_against(
+    seg: &Segmentation,
+    labels: Option<&Path>,
+    painted: &Path,
+    colors: &ColorTable,
+) -> Result<Metrics> {
+    let given;
+    let (seg, colors) = match labels {
+        Some(path) => {
+            given = Segmentation::open(path)?;
+            let map = given.majority_of(seg).map_err(|e| e.with_path(path))?;
+            let mut carried = ColorTable::default();
+            for (id, &from) in map.iter().enumerate().skip(1) {
+                if let Some(c) = colors.get(from) {
+                    carried.set(id as u32, c);
+                }
+            }
+            (&given, std::borrow::Cow::Owned(carried))
+        }
+        None => (seg, std::borrow::Cow::Borrowed(colors)),
+    };
     let truth = ColorTable::from_painted(seg, painted)?;
-    Ok(score_frame(seg, &truth, colors)
+    Ok(score_frame(seg, &truth, &colors)
         .map_err(|e| e.with_path(painted))?
         .0)
 }

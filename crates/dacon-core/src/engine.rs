@@ -120,6 +120,32 @@ impl Prediction {
         })
     }
 
+    /// This prediction carried over to another segmentation of the same
+    /// frame: segment `i` there takes the colour and confidence of segment
+    /// `map[i]` here (see [`crate::Segmentation::majority_of`]); a segment
+    /// mapped to 0 gets no colour and no confidence.
+    pub fn carried_over(&self, map: &[u32]) -> Prediction {
+        let none = Confidence {
+            similarity: 0.0,
+            margin: 0.0,
+            source: None,
+        };
+        let mut colors = ColorTable::default();
+        let mut confidence = Vec::with_capacity(map.len().saturating_sub(1));
+        for (id, &from) in map.iter().enumerate().skip(1) {
+            if let Some(c) = self.colors.get(from) {
+                colors.set(id as u32, c);
+            }
+            let k = (from as usize).checked_sub(1);
+            confidence.push(
+                k.and_then(|k| self.confidence.get(k))
+                    .copied()
+                    .unwrap_or(none),
+            );
+        }
+        Prediction { colors, confidence }
+    }
+
     /// The `n` least confident segments (smallest margin first), with their
     /// colour: what a painter should check first.
     pub fn review(&self, n: usize) -> Vec<(u32, Rgba, Confidence)> {

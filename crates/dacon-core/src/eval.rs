@@ -189,10 +189,29 @@ pub struct TaskRun {
 /// Runs `engine` on one task of `clip`: the target and its references with
 /// the dataset's labels, references coloured by their tables.
 ///
+/// With `line` options other than the default, the target is instead
+/// segmented from its line art with them (binarised, gaps closed) as in
+/// production, and the prediction is carried over to the dataset's labels
+/// ([`Segmentation::majority_of`]) so that it is scored on the same
+/// segments whatever the preparation. References keep the dataset's labels
+/// and tables: a painted reference is clean by definition.
+///
 /// # Errors
 /// Read errors of the frames and tables; the engine's errors.
-pub fn run_task<E: Engine>(engine: &E, clip: &Clip, task: &Task) -> Result<TaskRun, E::Error> {
-    let target = labelled_frame(&clip.frames[task.target])?;
+pub fn run_task<E: Engine>(
+    engine: &E,
+    clip: &Clip,
+    task: &Task,
+    line: &LineOptions,
+) -> Result<TaskRun, E::Error> {
+    let files = &clip.frames[task.target];
+    let labelled = labelled_frame(files)?;
+    // The dataset's labels, kept aside when the target is re-segmented.
+    let (target, labels) = if *line == LineOptions::default() {
+        (labelled, None)
+    } else {
+        (Frame::open(&files.line, line)?, Some(labelled.seg))
+    };
     let mut refs = Vec::with_capacity(task.refs.len());
     for r in &task.refs {
         let files = match *r {
@@ -217,10 +236,18 @@ pub fn run_task<E: Engine>(engine: &E, clip: &Clip, task: &Task) -> Result<TaskR
         .map(|(features, (_, colors))| Reference { features, colors })
         .collect();
     let prediction = engine.predict(&references, &target_features)?;
+    let engine_time = t0.elapsed();
+    let (seg, prediction) = match labels {
+        Some(seg) => {
+            let carried = prediction.carried_over(&seg.majority_of(&target.seg)?);
+            (seg, carried)
+        }
+        None => (target.seg, prediction),
+    };
     Ok(TaskRun {
-        seg: target.seg,
+        seg,
         prediction,
-        engine_time: t0.elapsed(),
+        engine_time,
     })
 }
 

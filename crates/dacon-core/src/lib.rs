@@ -7,8 +7,10 @@
 //! - [`lineart`]: which pixels are lines and colour traces (the official rule).
 //! - [`segment`]: closed regions, colour-trace merging, 24-bit label PNGs.
 //! - [`frame`]: line art prepared and segmented the same way everywhere.
+//! - [`gaps`]: closing small gaps in line art (invisible closing lines).
 //! - [`color_table`]: per-segment colours and the official JSON tables.
 //! - [`render`](mod@render): the official output and compositing layers.
+//! - [`export`]: line, colour-trace and fill layers, and OpenRaster files.
 //! - [`metrics`]: the PaintBucket-Character metrics.
 //! - [`dataset`]: benchmark and inference folder layouts.
 //! - [`protocol`]: keyframe and consecutive evaluation tasks.
@@ -27,7 +29,9 @@ pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod frame;
+pub mod gaps;
 pub mod imageio;
 pub mod lineart;
 pub mod metrics;

@@ -39,10 +39,19 @@ impl LineArt {
     /// image has no line pixel at all (a blank or fully coloured frame is
     /// almost always the wrong file).
     pub fn open(path: &Path) -> Result<Self> {
-        let Picture { rgba, has_alpha } = read_picture(path)?;
-        let art = LineArt { rgba, has_alpha };
+        let art = Self::read(path)?;
         art.check_not_empty().at(path)?;
         Ok(art)
+    }
+
+    /// Reads line art without checking that it has lines and regions: a
+    /// scan is all "line" by the official rule until it is binarised.
+    ///
+    /// # Errors
+    /// The file's I/O or decode error.
+    pub fn read(path: &Path) -> Result<Self> {
+        let Picture { rgba, has_alpha } = read_picture(path)?;
+        Ok(LineArt { rgba, has_alpha })
     }
 
     /// Wraps decoded pixels; `has_alpha` selects the line rule.
@@ -140,6 +149,181 @@ impl LineArt {
             };
         }
     }
+}
+
+impl LineArt {
+    /// How much ink pixel `p` carries: its alpha (images with alpha) or
+    /// `255 - min(R,G,B)` (without).
+    #[inline]
+    pub fn ink_of(&self, p: [u8; 4]) -> u8 {
+        if self.has_alpha {
+            p[3]
+        } else {
+            255 - p[0].min(p[1]).min(p[2])
+        }
+    }
+
+    /// Reads an image whose alpha channel is opaque everywhere as ink on
+    /// paper (the rule for images without alpha): a scan saved as RGBA has
+    /// its ink in the colours, not in the alpha.
+    pub fn read_opaque_as_paper(&mut self) {
+        if self.has_alpha && self.rgba.pixels().all(|p| p.0[3] == 255) {
+            self.has_alpha = false;
+        }
+    }
+
+    /// An ink threshold that separates lines from paper: Otsu's threshold of
+    /// the ink histogram (the level that best splits it into two classes),
+    /// kept within 32..=224 so a nearly blank frame still gets a sane one.
+    pub fn auto_threshold(&self) -> u8 {
+        let mut hist = [0u64; 256];
+        for p in self.rgba.pixels() {
+            hist[usize::from(self.ink_of(p.0))] += 1;
+        }
+        otsu(&hist).clamp(32, 224)
+    }
+
+    /// Binarises anti-aliased or scanned line art at an automatic threshold
+    /// ([`LineArt::auto_threshold`]) and returns it.
+    ///
+    /// Unlike [`LineArt::binarize`], a thin or faint stroke is kept closed:
+    /// a pixel under the threshold stays a line when it is on the ridge of
+    /// a stroke (at least as inky as both neighbours across some direction,
+    /// and clearly inkier than one of them), has at least a third of the
+    /// threshold's ink, and connects through such pixels to a pixel above
+    /// the threshold. Colour is judged relative to the ink, so the pale
+    /// fringe of a coloured trace stays a trace, and each connected trace
+    /// stroke takes the colour of its inkiest pixel instead of one colour
+    /// per fringe shade. An image whose alpha is opaque everywhere is read
+    /// as ink on paper. Afterwards the image follows the official rule.
+    pub fn binarize_auto(&mut self) -> u8 {
+        self.read_opaque_as_paper();
+        let t = self.auto_threshold();
+        let (w, h) = (self.width() as usize, self.height() as usize);
+        let ink: Vec<u8> = self.rgba.pixels().map(|p| self.ink_of(p.0)).collect();
+        let low = (t / 3).max(16);
+        let ridge = |i: usize| -> bool {
+            let (x, y) = (i % w, i / w);
+            if x == 0 || y == 0 || x + 1 >= w || y + 1 >= h {
+                return false;
+            }
+            let v = ink[i];
+            [(1, 0), (0, 1), (1, 1), (1, -1isize)]
+                .iter()
+                .any(|&(dx, dy): &(usize, isize)| {
+                    let a = ink[(y as isize + dy) as usize * w + x + dx];
+                    let b = ink[(y as isize - dy) as usize * w + x - dx];
+                    v >= a && v >= b && v >= a.min(b).saturating_add(low / 2)
+                })
+        };
+        // 0 paper, 1 candidate (faint ridge), 2 line.
+        let mut state: Vec<u8> = ink
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if v >= t {
+                    2
+                } else if v >= low && ridge(i) {
+                    1
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut stack: Vec<usize> = (0..w * h).filter(|&i| state[i] == 2).collect();
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if state[j] == 1 {
+                        state[j] = 2;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        let coloured = |p: [u8; 4], ink: u8| {
+            let spread = p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2]);
+            spread >= 48 || (spread >= 24 && u16::from(spread) * 2 >= u16::from(ink))
+        };
+        let paper = if self.has_alpha {
+            [255, 255, 255, 0]
+        } else {
+            [255, 255, 255, 255]
+        };
+        let mut colour_of: Vec<Option<[u8; 4]>> = vec![None; w * h];
+        for (i, p) in self.rgba.pixels_mut().enumerate() {
+            if state[i] != 2 {
+                p.0 = paper;
+            } else if coloured(p.0, ink[i]) {
+                colour_of[i] = Some([p.0[0], p.0[1], p.0[2], 255]);
+            } else {
+                p.0 = [0, 0, 0, 255];
+            }
+        }
+        // One colour per connected trace stroke: its inkiest pixel's.
+        let mut seen = vec![false; w * h];
+        let mut comp = Vec::new();
+        for start in 0..w * h {
+            if colour_of[start].is_none() || seen[start] {
+                continue;
+            }
+            comp.clear();
+            seen[start] = true;
+            stack.push(start);
+            while let Some(i) = stack.pop() {
+                comp.push(i);
+                let (x, y) = (i % w, i / w);
+                for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                    for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                        let j = ny * w + nx;
+                        if colour_of[j].is_some() && !seen[j] {
+                            seen[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            let best = *comp
+                .iter()
+                .max_by_key(|&&i| (ink[i], std::cmp::Reverse(i)))
+                .expect("component is not empty");
+            let c = colour_of[best].expect("a trace pixel");
+            for &i in &comp {
+                self.rgba.as_mut()[i * 4..i * 4 + 4].copy_from_slice(&c);
+            }
+        }
+        t
+    }
+}
+
+/// Otsu's threshold of a 256-bin histogram: the first level of the upper
+/// class that maximises the between-class variance.
+fn otsu(hist: &[u64; 256]) -> u8 {
+    let total: u64 = hist.iter().sum();
+    let sum: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * n as f64)
+        .sum();
+    let (mut w0, mut sum0) = (0u64, 0.0f64);
+    let (mut best, mut best_t) = (-1.0f64, 128u8);
+    for (t, &n) in hist.iter().enumerate().take(255) {
+        w0 += n;
+        sum0 += t as f64 * n as f64;
+        let w1 = total - w0;
+        if w0 == 0 || w1 == 0 {
+            continue;
+        }
+        let (m0, m1) = (sum0 / w0 as f64, (sum - sum0) / w1 as f64);
+        let between = w0 as f64 * w1 as f64 * (m0 - m1) * (m0 - m1);
+        if between > best {
+            best = between;
+            best_t = (t + 1) as u8;
+        }
+    }
+    best_t
 }
 
 /// Packs the RGB channels as `R<<16 | G<<8 | B`.

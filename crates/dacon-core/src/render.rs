@@ -4,6 +4,7 @@ use image::RgbaImage;
 
 use crate::color_table::{ColorTable, Rgba};
 use crate::error::Result;
+use crate::export::{as_ink, over};
 use crate::lineart::LineArt;
 use crate::segment::Segmentation;
 
@@ -25,8 +26,10 @@ pub struct RenderOptions {
     /// The image to produce.
     pub layer: Layer,
     /// Fill under the lines with the colour of the nearest segment and draw
-    /// the original line pixels over the fills (alpha-composited), so that
-    /// anti-aliased and coloured lines look as drawn. Needs the line art.
+    /// the original line pixels over the fills (alpha-composited; ink on
+    /// white paper is first unmixed from the white), so that anti-aliased,
+    /// scanned and coloured lines look as drawn. Needs the line art as
+    /// drawn ([`crate::Frame::drawn`]).
     pub keep_lines: bool,
 }
 
@@ -36,8 +39,8 @@ const CLEAR: Rgba = [0, 0, 0, 0];
 /// Renders `seg` coloured by `table`.
 ///
 /// # Errors
-/// [`Error::MissingColor`] when a segment has no colour,
-/// [`Error::SizeMismatch`] when `line` differs in size.
+/// [`crate::Error::MissingColor`] when a segment has no colour,
+/// [`crate::Error::SizeMismatch`] when `line` differs in size.
 ///
 /// # Panics
 /// If `opts.keep_lines` is set without `line`.
@@ -76,32 +79,10 @@ pub fn render(
     if opts.keep_lines {
         let line = line.expect("checked above");
         for (dst, src) in img.pixels_mut().zip(line.rgba().pixels()) {
-            if line.kind_of(src.0) != crate::lineart::PixelKind::Fill {
-                dst.0 = over(src.0, dst.0);
-            }
+            dst.0 = over(as_ink(line, src.0), dst.0);
         }
     }
     Ok(img)
-}
-
-/// Porter-Duff "source over" in 8-bit straight alpha.
-fn over(src: Rgba, dst: Rgba) -> Rgba {
-    let sa = u32::from(src[3]);
-    if sa == 255 {
-        return src;
-    }
-    let da = u32::from(dst[3]);
-    let out_a = sa * 255 + da * (255 - sa); // scaled by 255
-    if out_a == 0 {
-        return CLEAR;
-    }
-    let mut o = [0u8; 4];
-    for c in 0..3 {
-        let v = u32::from(src[c]) * sa * 255 + u32::from(dst[c]) * da * (255 - sa);
-        o[c] = ((v + out_a / 2) / out_a) as u8;
-    }
-    o[3] = ((out_a + 127) / 255) as u8;
-    o
 }
 
 #[cfg(test)]

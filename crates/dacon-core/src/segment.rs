@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::gaps::{closing_pixels, find_closings, Closing};
 use crate::imageio::{read_picture, write_rgb_png};
 use crate::lineart::{LineArt, PixelKind};
 
@@ -48,8 +49,65 @@ impl Segmentation {
     /// # Errors
     /// [`Error::TooManySegments`] past [`MAX_LABEL`].
     pub fn from_line_art(art: &LineArt) -> Result<Self> {
-        let (w, h) = (art.width() as usize, art.height() as usize);
-        let kinds = art.kinds();
+        Self::from_kinds(&art.kinds(), art.width(), art.height())
+    }
+
+    /// Segments line art after closing its gaps up to `max_gap` pixels wide
+    /// (see [`crate::gaps`]); returns the closings too.
+    ///
+    /// The closings separate segments like lines, then each closing pixel
+    /// takes the label of a neighbouring segment (the smallest among its
+    /// 4-neighbours, ring by ring), so no closing pixel is a line (label 0)
+    /// and every output paints it with a fill. `max_gap == 0` segments as
+    /// [`Segmentation::from_line_art`].
+    ///
+    /// # Errors
+    /// As [`Segmentation::from_line_art`].
+    pub fn from_line_art_closing(art: &LineArt, max_gap: u32) -> Result<(Self, Vec<Closing>)> {
+        let (w, h) = (art.width(), art.height());
+        let mut kinds = art.kinds();
+        let closings = find_closings(&kinds, w, h, max_gap);
+        if closings.is_empty() {
+            return Ok((Self::from_kinds(&kinds, w, h)?, closings));
+        }
+        let pixels = closing_pixels(&closings, &kinds, w);
+        for &i in &pixels {
+            kinds[i] = PixelKind::Line;
+        }
+        let mut seg = Self::from_kinds(&kinds, w, h)?;
+        seg.label_from_neighbours(pixels);
+        Ok((seg, closings))
+    }
+
+    /// Gives the unlabelled `pixels` the smallest label among their
+    /// 4-neighbours, ring by ring from the labelled ones, so the result
+    /// does not depend on the order of `pixels`.
+    fn label_from_neighbours(&mut self, mut pixels: Vec<usize>) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        loop {
+            let assigned: Vec<(usize, u32)> = pixels
+                .iter()
+                .filter_map(|&i| {
+                    neighbours4(i, w, h)
+                        .map(|j| self.labels[j])
+                        .filter(|&l| l != 0)
+                        .min()
+                        .map(|l| (i, l))
+                })
+                .collect();
+            if assigned.is_empty() {
+                return;
+            }
+            for &(i, l) in &assigned {
+                self.labels[i] = l;
+            }
+            pixels.retain(|&i| self.labels[i] == 0);
+        }
+    }
+
+    /// Segments pixels already classified (row-major, `width` x `height`).
+    fn from_kinds(kinds: &[PixelKind], width: u32, height: u32) -> Result<Self> {
+        let (w, h) = (width as usize, height as usize);
         let mut labels = vec![0u32; w * h];
         let mut next: u64 = 1;
         let mut stack: Vec<usize> = Vec::new();
@@ -88,7 +146,7 @@ impl Segmentation {
             }
         }
         let mut max_label = (next - 1) as u32;
-        merge_traces(&kinds, w, h, &mut labels, &mut max_label)?;
+        merge_traces(kinds, w, h, &mut labels, &mut max_label)?;
         Ok(Segmentation {
             width: w as u32,
             height: h as u32,
@@ -268,6 +326,46 @@ impl Segmentation {
             std::mem::swap(&mut frontier, &mut next);
         }
         labels
+    }
+
+    /// For every segment of `self`, the segment of `other` (same canvas)
+    /// that covers most of its pixels, with `other`'s line pixels counted
+    /// as their nearest segment (ties to the smaller label); indexed by
+    /// label, entry 0 unused. How a result made on one segmentation is
+    /// carried over to another (e.g. scored on a dataset's own labels).
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] when the canvases differ.
+    pub fn majority_of(&self, other: &Segmentation) -> Result<Vec<u32>> {
+        other.check_size(self.width, self.height)?;
+        let filled = other.filled_labels();
+        let mut pairs: std::collections::HashMap<(u32, u32), u64> = Default::default();
+        // Runs of one pair are long (segments are areas): count them whole.
+        let mut run: Option<((u32, u32), u64)> = None;
+        for (&a, &b) in self.labels.iter().zip(&filled) {
+            if a == 0 {
+                continue;
+            }
+            match &mut run {
+                Some((p, n)) if *p == (a, b) => *n += 1,
+                _ => {
+                    if let Some((p, n)) = run.replace(((a, b), 1)) {
+                        *pairs.entry(p).or_insert(0) += n;
+                    }
+                }
+            }
+        }
+        if let Some((p, n)) = run {
+            *pairs.entry(p).or_insert(0) += n;
+        }
+        let mut best = vec![(0u64, 0u32); self.count as usize + 1];
+        for ((a, b), n) in pairs {
+            let e = &mut best[a as usize];
+            if n > e.0 || (n == e.0 && b < e.1) {
+                *e = (n, b);
+            }
+        }
+        Ok(best.into_iter().map(|(_, b)| b).collect())
     }
 
     /// Per-segment statistics, ordered by label.

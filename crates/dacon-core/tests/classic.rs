@@ -11,7 +11,7 @@ fn prepare(f: &DrawnFrame) -> (Frame, ColorTable) {
     let art = LineArt::from_rgba(f.line.clone(), true);
     let seg = Segmentation::from_line_art(&art).unwrap();
     let table = ColorTable::from_image(&seg, &f.gt).unwrap();
-    (Frame { art, seg }, table)
+    (Frame::new(art, seg), table)
 }
 
 fn colorize(refs: &[&DrawnFrame], target: &DrawnFrame) -> (Prediction, f64, Frame, ColorTable) {

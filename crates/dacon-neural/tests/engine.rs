@@ -20,7 +20,7 @@ const TOL: f64 = 1e-4;
 fn frame(v: &Path, ch: &str, line: &str, seg: &str) -> Frame {
     let art = LineArt::open(&v.join(format!("clips/{ch}/{line}"))).unwrap();
     let seg = Segmentation::open(&v.join(format!("expected/seg/{ch}/{seg}"))).unwrap();
-    Frame { art, seg }
+    Frame::new(art, seg)
 }
 
 #[test]

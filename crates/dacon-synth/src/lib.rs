@@ -9,6 +9,8 @@
 //! swings across the body (occlusion), the mouth opens (a new segment) and
 //! the eyes blink (segments vanish) — the cases a matcher meets in real cuts.
 
+pub mod leak;
+
 use std::path::Path;
 
 use image::{Rgba, RgbaImage};
@@ -327,6 +329,9 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
 fn draw(spec: &CutSpec, shapes: &[Shape]) -> DrawnFrame {
     let (w, h) = (spec.width, spec.height);
     let half = spec.line_width / 2.0;
+    // Colour traces are one pixel wide at the default 3-px outline, and
+    // scale with the outline (so a frame drawn at 4x keeps its traces).
+    let trace_half = (spec.line_width / 6.0).max(0.5);
     let mut line = RgbaImage::from_pixel(w, h, Rgba(BG));
     let mut gt = RgbaImage::from_pixel(w, h, Rgba(BG));
     for y in 0..h {
@@ -354,11 +359,11 @@ fn draw(spec: &CutSpec, shapes: &[Shape]) -> DrawnFrame {
                         if s > 0.0 {
                             paint = sd.fill;
                         }
-                        if s.abs() < 0.5 && d < -half {
+                        if s.abs() < trace_half && d < -half {
                             trace = Some(sd.trace);
                         }
                     }
-                    if !sh.outline && d > -1.0 {
+                    if !sh.outline && d > -2.0 * trace_half {
                         trace = Some(HIGHLIGHT_TRACE);
                     }
                     break;
@@ -487,7 +492,16 @@ pub fn voronoi_frame(size: u32, cells: usize, shift: (i64, i64)) -> DrawnFrame {
 /// first frame again as the design sheet `ref/{line,gt,seg}/0000.*`.
 /// Returns the number of frames.
 pub fn write_cut(dir: &Path, spec: &CutSpec) -> Result<usize> {
-    let frames = draw_cut(spec);
+    write_frames(dir, &draw_cut(spec))
+}
+
+/// Writes drawn frames in the benchmark layout, as [`write_cut`] does.
+/// Returns the number of frames.
+///
+/// # Panics
+/// If `frames` is empty.
+pub fn write_frames(dir: &Path, frames: &[DrawnFrame]) -> Result<usize> {
+    assert!(!frames.is_empty(), "no frame to write");
     for sub in ["line", "gt", "seg", "ref/line", "ref/gt", "ref/seg"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;

@@ -149,7 +149,7 @@ fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Resul
     let n = args.repeat;
     let (t_read, art) = time(n, || Ok(LineArt::open(input)?))?;
     let (t_seg, seg) = time(n, || Ok(Segmentation::from_line_art(&art)?))?;
-    let frame = Frame { art, seg };
+    let frame = Frame::new(art, seg);
     // The frame is its own coloured reference: each segment a distinct colour.
     let colors = ColorTable::from_colors((1..=frame.seg.count()).map(|i| {
         let b = i.to_be_bytes();
@@ -200,7 +200,7 @@ fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Resul
 fn neural_stages(m: &DaconEngine, input: &std::path::Path, args: &BenchArgs) -> Result<()> {
     let art = LineArt::open(input)?;
     let seg = Segmentation::from_line_art(&art)?;
-    let frame = Frame { art, seg };
+    let frame = Frame::new(art, seg);
     let n = args.repeat;
     let (t_dino, dino) = time(n, || Ok(m.dino_map(&frame)))?;
     let (t_unet, unet) = time(n, || Ok(m.unet_map(&frame)))?;

@@ -6,7 +6,7 @@ use dacon_core::colorize::{colorize_clip, ColorizeOptions, CutReport};
 use dacon_core::dataset::{open_clips, Clip, Need};
 use dacon_core::shard::{ManifestItem, Shard};
 
-use crate::args::{BatchArgs, EngineArgs, LineArgs, OutputArgs};
+use crate::args::{BatchArgs, EngineArgs, GapOverlayArg, LineArgs, OutputArgs};
 use crate::batch::{progress, report_failure, ManifestLog};
 
 #[derive(Debug, Args)]
@@ -41,6 +41,8 @@ pub struct ColorizeArgs {
     #[arg(long, value_name = "I/N", requires = "out")]
     pub shard: Option<Shard>,
     #[command(flatten)]
+    pub gap_overlay: GapOverlayArg,
+    #[command(flatten)]
     pub batch: BatchArgs,
 }
 
@@ -53,6 +55,7 @@ impl ColorizeArgs {
             review: self.review,
             render: self.output.options(),
             force: self.batch.force,
+            export: self.output.export(self.gap_overlay.gap_overlay),
         }
     }
 }

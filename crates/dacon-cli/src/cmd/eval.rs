@@ -8,10 +8,10 @@ use dacon_core::dataset::{open_clips, Clip, Need};
 use dacon_core::eval::{load_truth, run_task, score, truth_table, FrameScore, Report, Summary};
 use dacon_core::imageio::{write_atomic, write_rgba_png};
 use dacon_core::protocol::{Limit, Protocol, Task};
-use dacon_core::{ColorTable, Engine, RenderOptions};
+use dacon_core::{ColorTable, Engine, LineOptions, RenderOptions};
 use rayon::prelude::*;
 
-use crate::args::{EngineArgs, JobsArg, ShardArg};
+use crate::args::{EngineArgs, JobsArg, LineArgs, ShardArg};
 use crate::batch::progress;
 use crate::inputs::refuse_overwriting_inputs;
 
@@ -51,8 +51,17 @@ pub struct EvalArgs {
     pub refs_next: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// With --line-threshold or --close-gaps, each target frame is
+    /// segmented from its line art with them (as `colorize` does) instead
+    /// of taking the dataset's labels, and its colours are scored on the
+    /// dataset's labels (each dataset segment takes the colour of the
+    /// segment covering most of it). References keep the dataset's labels.
+    /// `--close-gaps 0` segments the line art without closing (how a leaky
+    /// set scores without it).
+    #[command(flatten)]
+    pub line: LineArgs,
     /// Score these predictions instead of running an engine.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["engine", "checkpoint"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["engine", "checkpoint", "line_threshold", "close_gaps"])]
     pub predictions: Option<PathBuf>,
     /// Also write the report as JSON (`overall`, `per_character`, `per_frame`).
     #[arg(long, value_name = "FILE")]
@@ -166,7 +175,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             engine,
             &clips,
             &tasks,
-            args.save_pred.as_deref(),
+            (&args.line.options(), args.save_pred.as_deref()),
             &engine_time,
             &pb,
         ),
@@ -225,18 +234,19 @@ fn score_file(clip: &Clip, task: &Task, dir: &Path) -> Result<FrameScore> {
 }
 
 /// Runs an engine on every task and scores it (also `train`'s validation).
+/// `how`: how target line art is prepared, and where to save predictions.
 pub(crate) fn engine_scores<E: Engine>(
     engine: &E,
     clips: &[Clip],
     tasks: &[(usize, Task)],
-    save: Option<&Path>,
+    how: (&LineOptions, Option<&Path>),
     engine_time: &Mutex<Duration>,
     pb: &indicatif::ProgressBar,
 ) -> Vec<Result<FrameScore>> {
     tasks
         .par_iter()
         .map(|(ci, t)| {
-            let r = score_task(engine, &clips[*ci], t, save, engine_time);
+            let r = score_task(engine, &clips[*ci], t, how, engine_time);
             pb.inc(1);
             r
         })
@@ -247,10 +257,10 @@ fn score_task<E: Engine>(
     engine: &E,
     clip: &Clip,
     task: &Task,
-    save: Option<&Path>,
+    (line, save): (&LineOptions, Option<&Path>),
     engine_time: &Mutex<Duration>,
 ) -> Result<FrameScore> {
-    let run = run_task(engine, clip, task)?;
+    let run = run_task(engine, clip, task, line)?;
     *engine_time.lock().expect("not poisoned") += run.engine_time;
     let (seg, truth) = (run.seg, truth_table(clip, task.target)?);
     if let Some(dir) = save {

@@ -2,6 +2,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
+use dacon_core::colorize::Export;
+use dacon_core::frame::Threshold;
 use dacon_core::{
     imageio::write_rgba_png, ColorTable, Frame, LineOptions, RenderOptions, ResultExt,
 };
@@ -28,6 +30,12 @@ pub struct RenderArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// How the line art was binarised when LABELS were made (`auto` or T,
+    /// as given to `segment`/`colorize`): decides which pixels go to the
+    /// line and which to the colour-trace layer. The labels are used as
+    /// given.
+    #[arg(long, value_name = "T|auto", value_parser = crate::args::parse_threshold)]
+    pub line_threshold: Option<Threshold>,
     #[command(flatten)]
     pub batch: BatchArgs,
 }
@@ -60,11 +68,16 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     };
     prepare_out_dir(&args.out, &[&args.line, &args.labels, &args.table])?;
     let opts = args.output.options();
+    let export = args.output.export(false);
+    let line = LineOptions {
+        threshold: args.line_threshold,
+        close_gaps: None,
+    };
     let summary = batch::run(
         &jobs,
         |j| j.line.display().to_string(),
         &args.batch,
-        |j| render_one(j, &args.out, opts, args.batch.force),
+        |j| render_one(j, &args.out, (opts, export, &line), args.batch.force),
     )?;
     summary.report("render", args.batch.quiet);
     summary.into_result()
@@ -88,15 +101,29 @@ fn jobs_in_dirs(args: &RenderArgs) -> Result<Vec<RenderJob>> {
         .collect()
 }
 
-fn render_one(j: &RenderJob, out: &Path, opts: RenderOptions, force: bool) -> Result<Outcome> {
+fn render_one(
+    j: &RenderJob,
+    out: &Path,
+    (opts, export, line): (RenderOptions, Export, &LineOptions),
+    force: bool,
+) -> Result<Outcome> {
     let dest = out.join(format!("{}.png", stem(&j.line)?));
     refuse_overwriting_inputs(&dest, &[&j.line, &j.labels, &j.table])?;
     if !force && dest.is_file() {
         return Ok(Outcome::Skipped);
     }
-    let frame = Frame::open_labelled(&j.line, &j.labels, &LineOptions::default())?;
+    let frame = Frame::open_labelled(&j.line, &j.labels, line)?;
     let table = ColorTable::open(&j.table)?;
-    let img = dacon_core::render(&frame.seg, &table, Some(&frame.art), opts).at(&j.table)?;
+    let img = dacon_core::render(&frame.seg, &table, Some(frame.drawn()), opts).at(&j.table)?;
+    export
+        .write(
+            out,
+            &stem(&j.line)?,
+            &frame,
+            &table,
+            &LineOptions::default(),
+        )
+        .at(&j.table)?;
     write_rgba_png(&dest, &img)?;
     Ok(Outcome::Done)
 }

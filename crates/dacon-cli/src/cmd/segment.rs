@@ -2,10 +2,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use dacon_core::colorize::Export;
 use dacon_core::shard::ManifestItem;
-use dacon_core::{imageio::write_atomic, Frame, Segmentation};
+use dacon_core::{imageio::write_atomic, ColorTable, Frame, Segmentation};
 
-use crate::args::{BatchArgs, LineArgs, ShardArg};
+use crate::args::{BatchArgs, GapOverlayArg, LineArgs, ShardArg};
 use crate::batch::{self, ManifestLog, Outcome};
 use crate::inputs::{
     collect_images, prepare_out_dir, refuse_duplicate_names, refuse_overwriting_inputs, stem,
@@ -21,6 +22,8 @@ pub struct SegmentArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub line: LineArgs,
+    #[command(flatten)]
+    pub gap_overlay: GapOverlayArg,
     #[command(flatten)]
     pub shard: ShardArg,
     #[command(flatten)]
@@ -44,12 +47,16 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         None => None,
     };
     let opts = args.line.options();
+    let export = Export {
+        gap_overlay: args.gap_overlay.gap_overlay,
+        ..Export::default()
+    };
     let summary = batch::run(
         &frames,
         |p| p.display().to_string(),
         &args.batch,
         |line| {
-            let r = segment_one(line, &args.out, &opts, args.batch.force);
+            let r = segment_one(line, &args.out, &opts, export, args.batch.force);
             if let Some(m) = &manifest {
                 m.record(ManifestItem {
                     name: stem(line)?,
@@ -86,6 +93,7 @@ fn segment_one(
     line: &Path,
     out: &Path,
     opts: &dacon_core::LineOptions,
+    export: Export,
     force: bool,
 ) -> Result<Outcome> {
     let (labels_path, stats_path) = outputs(out, line)?;
@@ -97,6 +105,8 @@ fn segment_one(
     let text = stats_json(&frame.seg)?;
     // Labels first, statistics last: a frame counts as complete (and is
     // skipped on the next run) only when both exist.
+    let name = stem(line)?;
+    export.write(out, &name, &frame, &ColorTable::default(), opts)?;
     frame.seg.save(&labels_path)?;
     write_atomic(&stats_path, text.as_bytes())?;
     Ok(Outcome::Done)

@@ -483,7 +483,14 @@ fn validate(
     let pb = progress(tasks.len() as u64, true, "frames");
     let time = std::sync::Mutex::new(std::time::Duration::ZERO);
     let mut report = Report::default();
-    for s in crate::cmd::eval::engine_scores(&engine, clips, &tasks, None, &time, &pb) {
+    for s in crate::cmd::eval::engine_scores(
+        &engine,
+        clips,
+        &tasks,
+        (&LineOptions::default(), None),
+        &time,
+        &pb,
+    ) {
         report.frames.push(s?);
     }
     let overall = report.overall();
