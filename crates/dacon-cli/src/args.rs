@@ -105,6 +105,24 @@ pub enum Command {
     ///
     /// Example: dacon colorize examples/cut01 --propagate --out out/cut01
     Colorize(cmd::colorize::ColorizeArgs),
+    /// Review and correct a coloured cut in the browser.
+    ///
+    /// Colours the cut first where not done yet (with `--propagate`; the page
+    /// shows the progress), then serves a page where a colourist checks
+    /// every frame: low-confidence segments highlighted, the reference each
+    /// colour came from beside the frame, click or drag to fill, undo/redo,
+    /// approve, "re-colour from here" (the frames after the current one
+    /// that are not approved are coloured again with the corrected frames as
+    /// references) and export (`OUT/export/`: official PNG, fill layer, JSON
+    /// table, manifest of review status). Every action is saved at once in
+    /// `OUT/corrections/` (one JSON table per frame, a manifest and a log);
+    /// engine predictions are never overwritten.
+    ///
+    /// Listens on 127.0.0.1 unless --listen is given; then a token is
+    /// required (generated and printed in the address if not given).
+    ///
+    /// Example: dacon serve examples/cut01 --out out/cut01
+    Serve(cmd::serve::ServeArgs),
     /// Draw a synthetic cut (our own procedural character) in the benchmark
     /// layout: line art, paintings, labels, colour tables and a design sheet.
     ///

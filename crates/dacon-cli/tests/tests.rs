@@ -10,4 +10,5 @@ mod hardening;
 mod neural;
 mod parity;
 mod pipeline;
+mod review;
 mod train;

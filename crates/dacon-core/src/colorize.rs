@@ -7,16 +7,22 @@
 //!
 //! Per frame the outputs are `NAME.json` (official prediction table),
 //! `NAME.confidence.json` (similarity, margin and source reference segment
-//! of every segment) and `NAME.png`, written in that order and each
+//! of every segment), `NAME.refs.json` (which frame each reference index of
+//! the sidecar is) and `NAME.png`, written in that order and each
 //! atomically, so a frame whose image exists is complete: a killed job
 //! resumes by reading those back instead of colouring again. `review.json`
 //! (least confident segments first) is rebuilt from every frame's sidecar at
 //! the end, so it covers resumed frames too.
+//!
+//! With a corrections folder ([`crate::review`]), a frame's colours are its
+//! prediction overlaid with the colourist's corrections, and so are the
+//! colours it passes on as a reference; approved frames are never coloured
+//! again, whatever `force` or `redo_after` say.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::color_table::{ColorTable, Rgba};
 use crate::dataset::{Clip, FrameFiles};
@@ -27,6 +33,7 @@ use crate::frame::{Frame, LineOptions};
 use crate::imageio::{remove_stale_temps, write_atomic, write_rgba_png};
 use crate::metrics::{score_frame, Metrics};
 use crate::render::{render, RenderOptions};
+use crate::review::{FrameReview, Review};
 use crate::segment::Segmentation;
 
 /// How a cut is coloured.
@@ -46,6 +53,12 @@ pub struct ColorizeOptions {
     pub force: bool,
     /// Extra files written per frame.
     pub export: Export,
+    /// Colour the frames named after this one again (in name order), as
+    /// `force` does for all: "re-colour from here".
+    pub redo_after: Option<String>,
+    /// A corrections folder (see [`crate::review`]): corrected colours are
+    /// kept and passed on, approved frames are left alone.
+    pub corrections: Option<PathBuf>,
 }
 
 /// Extra files written per coloured frame, beside `NAME.png`.
@@ -132,6 +145,8 @@ impl Default for ColorizeOptions {
             render: RenderOptions::default(),
             force: false,
             export: Export::default(),
+            redo_after: None,
+            corrections: None,
         }
     }
 }
@@ -203,6 +218,40 @@ impl<E> CutReport<E> {
     pub fn score(&self) -> Option<(usize, Metrics)> {
         let scores: Vec<&Metrics> = self.finished().filter_map(|f| f.score.as_ref()).collect();
         Metrics::mean(scores.iter().copied()).map(|m| (scores.len(), m))
+    }
+}
+
+/// Which frame a reference index of a confidence sidecar stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum RefName {
+    /// A design sheet / key frame of `ref/`.
+    Sheet(String),
+    /// An earlier frame of the cut (with `propagate`).
+    Frame(String),
+}
+
+/// `OUT/NAME.refs.json`: the references of frame `name`, in the order the
+/// confidence sidecar's `reference` indexes them.
+pub fn refs_path(out: &Path, name: &str) -> PathBuf {
+    out.join(format!("{name}.refs.json"))
+}
+
+/// Reads [`refs_path`]; `None` when absent (outputs of an older version).
+///
+/// # Errors
+/// Read errors and a malformed file, naming it.
+pub fn read_refs(out: &Path, name: &str) -> Result<Option<Vec<RefName>>> {
+    let path = refs_path(out, name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Sidecar {
+                reason: format!("not a reference list: {e}"),
+            }
+            .with_path(&path)
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
     }
 }
 
@@ -288,7 +337,24 @@ pub fn colorize_clip<E: Engine>(
     check_out_dir(clip, out)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     remove_stale_temps(out)?;
-    let run = CutRun { engine, out, opts };
+    let review = match &opts.corrections {
+        Some(dir) => Some(Review::open(
+            dir,
+            clip.frames.iter().map(|f| f.name.as_str()),
+        )?),
+        None => None,
+    };
+    let run = CutRun {
+        engine,
+        out,
+        opts,
+        review: review.as_ref(),
+    };
+    let sheet_names: Vec<RefName> = clip
+        .refs
+        .iter()
+        .map(|r| RefName::Sheet(r.name.clone()))
+        .collect();
     let sheets = run.sheets(clip)?;
     let sheet_refs = || {
         sheets
@@ -299,7 +365,7 @@ pub fn colorize_clip<E: Engine>(
     let frames = &clip.frames;
     let results: Vec<std::result::Result<FrameResult, E::Error>> = if opts.propagate {
         // Features of recent finished frames, newest last.
-        let mut recent: Vec<(E::Features, ColorTable)> = Vec::new();
+        let mut recent: Vec<(E::Features, ColorTable, String)> = Vec::new();
         let mut results = Vec::with_capacity(frames.len());
         for f in frames {
             let mut refs = sheet_refs();
@@ -307,13 +373,20 @@ pub fn colorize_clip<E: Engine>(
                 recent
                     .iter()
                     .rev()
-                    .map(|(features, colors)| Reference { features, colors }),
+                    .map(|(features, colors, _)| Reference { features, colors }),
             );
-            let r = run.frame(f, &refs, true);
+            let mut names = sheet_names.clone();
+            names.extend(
+                recent
+                    .iter()
+                    .rev()
+                    .map(|(_, _, name)| RefName::Frame(name.clone())),
+            );
+            let r = run.frame(f, &refs, &names, true);
             drop(refs);
             let r = r.map(|(result, features)| {
                 if let Some(features) = features {
-                    recent.push((features, result.colors.clone()));
+                    recent.push((features, result.colors.clone(), result.name.clone()));
                     if recent.len() > opts.window {
                         recent.remove(0);
                     }
@@ -329,7 +402,9 @@ pub fn colorize_clip<E: Engine>(
         frames
             .par_iter()
             .map(|f| {
-                let r = run.frame(f, &refs, false).map(|(result, _)| result);
+                let r = run
+                    .frame(f, &refs, &sheet_names, false)
+                    .map(|(result, _)| result);
                 on_frame(f, r.as_ref());
                 r
             })
@@ -367,6 +442,7 @@ struct CutRun<'a, E> {
     engine: &'a E,
     out: &'a Path,
     opts: &'a ColorizeOptions,
+    review: Option<&'a Review>,
 }
 
 impl<E: Engine> CutRun<'_, E> {
@@ -392,11 +468,21 @@ impl<E: Engine> CutRun<'_, E> {
         &self,
         f: &FrameFiles,
         refs: &[Reference<'_, E::Features>],
+        ref_names: &[RefName],
         keep_features: bool,
     ) -> std::result::Result<(FrameResult, Option<E::Features>), E::Error> {
         let frame = Frame::open(&f.line, &self.opts.line)?;
         let [json, conf, png] = frame_outputs(self.out, &f.name);
-        let resume = !self.opts.force && png.is_file() && json.is_file() && conf.is_file();
+        let state: Option<&FrameReview> = self.review.and_then(|r| r.frame(&f.name));
+        let approved = state.is_some_and(|s| s.approved);
+        let redo = self.opts.force
+            || self
+                .opts
+                .redo_after
+                .as_deref()
+                .is_some_and(|after| f.name.as_str() > after);
+        let complete = png.is_file() && json.is_file() && conf.is_file();
+        let resume = complete && (approved || !redo);
         let features = if !resume || keep_features {
             Some(self.engine.features(&frame)?)
         } else {
@@ -410,23 +496,29 @@ impl<E: Engine> CutRun<'_, E> {
         } else {
             let features = features.as_ref().expect("computed when predicting");
             let p = self.engine.predict(refs, features)?;
+            let names = serde_json::to_string(ref_names).unwrap_or_default();
+            write_atomic(&refs_path(self.out, &f.name), names.as_bytes())?;
             self.write(&frame, &p, [&json, &conf, &png])?;
             (p, FrameStatus::Coloured)
         };
+        let colors = match state {
+            Some(s) => s.apply(&prediction.colors),
+            None => prediction.colors.clone(),
+        };
         let score = match &f.gt {
-            Some(gt) => Some(score_against(
-                &frame.seg,
-                f.seg.as_deref(),
-                gt,
-                &prediction.colors,
-            )?),
+            Some(gt) => Some(score_against(&frame.seg, f.seg.as_deref(), gt, &colors)?),
             None => None,
         };
+        // Corrected segments need no second look.
+        let mut review = review_rows(&frame.seg, &prediction, self.opts.review);
+        if let Some(s) = state {
+            review.retain(|row| !s.corrections.contains_key(&row.segment));
+        }
         let result = FrameResult {
             name: f.name.clone(),
             status,
-            review: review_rows(&frame.seg, &prediction, self.opts.review),
-            colors: prediction.colors,
+            review,
+            colors,
             score,
         };
         Ok((result, features.filter(|_| keep_features)))

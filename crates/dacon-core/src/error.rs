@@ -105,6 +105,29 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// No frame of that name in the cut.
+    #[error("no frame named {name:?} in this cut")]
+    UnknownFrame {
+        /// The name asked for.
+        name: String,
+    },
+    /// An edit based on an older state of a frame (another editor changed it
+    /// since).
+    #[error("frame {frame} changed since version {expected} (now {current}); reload it")]
+    Conflict {
+        /// The frame.
+        frame: String,
+        /// The version the edit was based on.
+        expected: u64,
+        /// The frame's version now.
+        current: u64,
+    },
+    /// A change to an approved frame.
+    #[error("frame {frame} is approved; reopen it to change it")]
+    Approved {
+        /// The frame.
+        frame: String,
+    },
     /// An error about the data of one file.
     #[error("{}", path.display())]
     WithPath {

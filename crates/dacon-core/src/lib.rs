@@ -16,6 +16,8 @@
 //! - [`protocol`]: keyframe and consecutive evaluation tasks.
 //! - [`engine`]: the interface of colorization engines; [`classic`] is the
 //!   weight-free one.
+//! - [`review`]: a colourist's corrections, approvals and the export of a
+//!   reviewed cut.
 //! - [`shard`]: splitting a job across the workers of a scheduler.
 //! - [`rng`]: the small seeded generator behind every reproducible choice.
 //!
@@ -37,6 +39,7 @@ pub mod lineart;
 pub mod metrics;
 pub mod protocol;
 pub mod render;
+pub mod review;
 pub mod rng;
 pub mod segment;
 pub mod shard;

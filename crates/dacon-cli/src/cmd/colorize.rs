@@ -26,6 +26,13 @@ pub struct ColorizeArgs {
     /// With --propagate: how many previous frames stay references.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub window: u32,
+    /// A corrections folder (`OUT/corrections` of `dacon serve`): a frame
+    /// with a corrections file keeps those colours (and, with --propagate,
+    /// passes them on to the frames after it); approved frames are never
+    /// coloured again. Predictions (`NAME.json`) stay the engine's. The
+    /// frames after the first corrected one are coloured again.
+    #[arg(long, value_name = "DIR")]
+    pub corrections: Option<PathBuf>,
     /// Segments per frame listed in review.json.
     #[arg(long, default_value_t = 5)]
     pub review: usize,
@@ -56,6 +63,8 @@ impl ColorizeArgs {
             render: self.output.options(),
             force: self.batch.force,
             export: self.output.export(self.gap_overlay.gap_overlay),
+            redo_after: None,
+            corrections: self.corrections.clone(),
         }
     }
 }
@@ -67,6 +76,14 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
     }
     // Sharded or not, several clips go to one sub-folder each.
     let several = clips.len() > 1 || args.shard.is_some_and(|s| s.count > 1);
+    if several && args.corrections.is_some() {
+        anyhow::bail!("--corrections belongs to one cut; colour the clips one at a time");
+    }
+    if let Some(c) = &args.corrections {
+        if !c.is_dir() {
+            anyhow::bail!("{}: no such corrections folder", c.display());
+        }
+    }
     if let Some(s) = args.shard {
         clips = s.select(clips);
     }
@@ -81,7 +98,12 @@ pub fn run(args: &ColorizeArgs) -> Result<()> {
         _ => None,
     };
     let engine = args.engine.load()?;
-    let opts = args.options();
+    let mut opts = args.options();
+    if let (Some(dir), [clip]) = (&args.corrections, clips.as_slice()) {
+        let review =
+            dacon_core::review::Review::open(dir, clip.frames.iter().map(|f| f.name.as_str()))?;
+        opts.redo_after = review.first_corrected().map(str::to_owned);
+    }
     let pool = args.batch.jobs.pool()?;
     let mut failed = 0;
     for (clip, out) in clips.iter().zip(&outs) {

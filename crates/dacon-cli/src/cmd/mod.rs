@@ -9,6 +9,7 @@ pub mod eval;
 pub mod example;
 pub mod render;
 pub mod segment;
+pub mod serve;
 pub mod train;
 pub mod weights;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Example(a) => example::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Train(a) => train::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
