@@ -76,6 +76,26 @@ pub struct Export {
 }
 
 impl Export {
+    /// Names of the files [`Export::write`] writes for frame `name`.
+    pub fn file_names(&self, name: &str, line: &LineOptions) -> Vec<String> {
+        let mut names = Vec::new();
+        if line.close_gaps.is_some_and(|px| px > 0) {
+            names.push(format!("{name}.gaps.json"));
+            if self.gap_overlay {
+                names.push(format!("{name}.gaps.png"));
+            }
+        }
+        if self.layers {
+            for suffix in ["lines", "traces", "fills"] {
+                names.push(format!("{name}.{suffix}.png"));
+            }
+        }
+        if self.ora {
+            names.push(format!("{name}.ora"));
+        }
+        names
+    }
+
     /// Writes the files asked for, for a frame coloured with `colors`; and
     /// `NAME.gaps.json` whenever `line` closes gaps. Each file atomically.
     ///

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::color_table::{ColorTable, Rgba};
-use crate::colorize::frame_outputs;
+use crate::colorize::{frame_outputs, Export};
 use crate::dataset::Clip;
 use crate::error::{Error, Result, ResultExt};
 use crate::frame::{Frame, LineOptions};
@@ -378,8 +378,9 @@ pub struct ExportEntry {
 /// Exports the reviewed frames `names` of `clip` (all when `None`) into
 /// `OUT/export/`: per frame the official image (`NAME.png`), the fill layer
 /// (`NAME.fill.png`, lines transparent) and the JSON table (`NAME.json`),
-/// each atomically, and `OUT/export/manifest.json` with the review status of
-/// every frame of the cut.
+/// each atomically, the extra layers `extra` asks for (line, colour-trace and
+/// fill layers, OpenRaster), and `OUT/export/manifest.json` with the review
+/// status of every frame of the cut.
 ///
 /// # Errors
 /// [`Error::UnknownFrame`]; a frame not coloured yet; read and write errors.
@@ -388,6 +389,7 @@ pub fn export(
     out: &Path,
     review: &Review,
     line: &LineOptions,
+    extra: &Export,
     names: Option<&[String]>,
 ) -> Result<Vec<ExportEntry>> {
     if let Some(names) = names {
@@ -418,10 +420,17 @@ pub fn export(
                 write_rgba_png(path, &img)?;
             }
             write_atomic(&json, colors.to_json_compact().as_bytes())?;
+            extra.write(&dir, &f.name, &frame, &colors, line)?;
             for p in [full, fill, json] {
                 let rel = p.strip_prefix(out).unwrap_or(&p);
                 files.push(rel.to_string_lossy().replace('\\', "/"));
             }
+            files.extend(
+                extra
+                    .file_names(&f.name, line)
+                    .into_iter()
+                    .map(|n| format!("export/{n}")),
+            );
         }
         entries.push(ExportEntry {
             frame: f.name.clone(),

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dacon_core::classic::ClassicEngine;
-use dacon_core::colorize::{colorize_clip, frame_outputs, read_refs, ColorizeOptions, RefName};
+use dacon_core::colorize::{
+    colorize_clip, frame_outputs, read_refs, ColorizeOptions, Export, RefName,
+};
 use dacon_core::dataset::{open_clips, Clip, Need};
 use dacon_core::review::{export, export_paths, final_colors, Review, Status};
 use dacon_core::{ColorTable, Engine, Frame, LineOptions, Prediction};
@@ -115,8 +117,24 @@ fn corrections_are_kept_passed_on_and_approved_frames_left_alone() {
         );
     }
 
-    // Export: the reviewed colours, both layers, and the status of each frame.
-    let entries = export(&clip, &out, &review, &LineOptions::default(), None).unwrap();
+    // Export: the reviewed colours, both layers, the separate layers and
+    // OpenRaster file asked for, and the status of each frame.
+    let extra = Export {
+        layers: true,
+        ora: true,
+        gap_overlay: false,
+    };
+    let entries = export(&clip, &out, &review, &LineOptions::default(), &extra, None).unwrap();
+    for name in [format!("{f0}.fills.png"), format!("{f0}.ora")] {
+        let rel = format!("export/{name}");
+        assert!(entries[0].files.contains(&rel), "{rel} not listed");
+        assert!(out.join(&rel).is_file(), "{rel} not written");
+    }
+    let ora = std::fs::read(out.join(format!("export/{f0}.ora"))).unwrap();
+    assert_eq!(&ora[..2], b"PK");
+    let fills = image::open(out.join(format!("export/{f0}.fills.png")))
+        .unwrap()
+        .into_rgba8();
     let statuses: Vec<Status> = entries.iter().map(|e| e.status).collect();
     assert_eq!(
         statuses,
@@ -148,6 +166,7 @@ fn corrections_are_kept_passed_on_and_approved_frames_left_alone() {
         } else {
             assert_eq!(p, fixed0.get(l).unwrap());
             assert_eq!(f, p);
+            assert_eq!(fills.get_pixel(x, y).0, p);
         }
     }
     let manifest: serde_json::Value =
@@ -163,13 +182,15 @@ fn export_of_a_frame_not_coloured_is_an_error() {
     let clip = cut(&dir.path().join("cut"));
     let out = dir.path().join("out");
     let review = Review::open(&out.join("corrections"), ["0000"]).unwrap();
-    let e = export(&clip, &out, &review, &LineOptions::default(), None).unwrap_err();
+    let none = Export::default();
+    let e = export(&clip, &out, &review, &LineOptions::default(), &none, None).unwrap_err();
     assert!(e.to_string().contains("not coloured yet"), "{e}");
     let e = export(
         &clip,
         &out,
         &review,
         &LineOptions::default(),
+        &none,
         Some(&["nope".to_string()]),
     )
     .unwrap_err();

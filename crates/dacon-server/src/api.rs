@@ -433,6 +433,7 @@ async fn export(
             &app.cfg.out,
             &review,
             &app.cfg.colorize.line,
+            &app.cfg.colorize.export,
             body.frames.as_deref(),
         )?;
         Ok(Json(

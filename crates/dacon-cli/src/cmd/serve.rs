@@ -8,7 +8,7 @@ use dacon_core::colorize::ColorizeOptions;
 use dacon_core::dataset::{open_clips, Need};
 use dacon_server::{App, Config};
 
-use crate::args::{EngineArgs, LineArgs, OutputArgs};
+use crate::args::{EngineArgs, GapOverlayArg, LineArgs, OutputArgs};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -46,6 +46,8 @@ pub struct ServeArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub line: LineArgs,
+    #[command(flatten)]
+    pub gap_overlay: GapOverlayArg,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -81,6 +83,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             propagate: true,
             window: args.window as usize,
             render: args.output.options(),
+            export: args.output.export(args.gap_overlay.gap_overlay),
             ..ColorizeOptions::default()
         },
         token: token.clone(),
