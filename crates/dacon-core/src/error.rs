@@ -196,20 +196,23 @@ impl<T> ResultExt<T> for Result<T> {
     }
 }
 
+/// The message of an error and each of its causes joined by `": "`, as
+/// `anyhow`'s `{:#}` prints them, for callers without `anyhow` (the server's
+/// JSON errors). The variants here never repeat their cause's message, so
+/// each reason appears once.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Each reason once, in order: what `anyhow`'s `{:#}` prints.
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut parts = vec![e.to_string()];
-        let mut cur = e.source();
-        while let Some(s) = cur {
-            parts.push(s.to_string());
-            cur = s.source();
-        }
-        parts.join(": ")
-    }
 
     #[test]
     fn a_path_is_attached_once_and_every_reason_shown_once() {

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dacon_core::error::chain;
 
 /// An API error: a status and a message for the colourist.
 #[derive(Debug)]
@@ -65,17 +66,6 @@ impl IntoResponse for ApiError {
         }
         (self.status, Json(body)).into_response()
     }
-}
-
-/// The message of an error and each of its causes, once each.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 impl From<dacon_core::Error> for ApiError {
