@@ -24,6 +24,17 @@
 //! showing other poses count less, and references that agree reinforce each
 //! other. The confidence of a segment is its combined best score and its
 //! margin over the best other colour.
+//!
+//! **Cost.** A speckled scan has tens of thousands of segments, so nothing
+//! compares every target segment with every reference segment (#14 item 15):
+//! pixels are grouped by segment once, so overlaps are one pass over the
+//! target's pixels; reference segments near a point come from a bucket grid
+//! of centroids (module `grid`); adjacency is built from sorted boundary
+//! pairs; context proposals come only from the anchors that can still reach
+//! the context threshold, at most `CONTEXT_FANOUT` per anchor; and each
+//! target segment keeps its `MAX_CANDIDATES` best candidates per
+//! reference, which bounds memory. Four times the segments cost about four
+//! times the work (`dacon bench --checkerboard`).
 
 mod align;
 mod grid;
@@ -80,6 +91,20 @@ impl ClassicEngine {
     }
 }
 
+/// Lookups that keep the matcher's cost proportional to what is near.
+#[derive(Debug, Clone)]
+struct Index {
+    /// For segments with more than [`CONTEXT_FANOUT`] neighbours: the
+    /// neighbours sorted by area (empty otherwise).
+    adjacency_by_area: Vec<Vec<u32>>,
+    /// Pixel indices grouped by segment, each group in raster order:
+    /// `pixels[pixel_start[l]..pixel_start[l + 1]]`.
+    pixel_start: Vec<u32>,
+    pixels: Vec<u32>,
+    /// Centroids bucketed for neighbourhood queries.
+    grid: CentroidGrid,
+}
+
 /// What the classic engine keeps of a frame.
 #[derive(Debug, Clone)]
 pub struct ClassicFeatures {
@@ -96,15 +121,9 @@ pub struct ClassicFeatures {
     /// Neighbours of every segment across one line, with the length of the
     /// shared boundary, sorted by label.
     adjacency: Vec<Vec<(u32, u32)>>,
-    /// For segments with more than [`CONTEXT_FANOUT`] neighbours: the
-    /// neighbours sorted by area (empty otherwise).
-    adjacency_by_area: Vec<Vec<u32>>,
-    /// Pixel indices grouped by segment, each group in raster order:
-    /// `pixels[pixel_start[l]..pixel_start[l + 1]]`.
-    pixel_start: Vec<u32>,
-    pixels: Vec<u32>,
-    /// Centroids bucketed for neighbourhood queries.
-    grid: CentroidGrid,
+    /// Indexes for neighbourhood queries, boxed so the features stay small
+    /// inside enums of several engines' features.
+    index: Box<Index>,
     lines: LineMap,
 }
 
@@ -194,10 +213,12 @@ impl ClassicFeatures {
             at_border,
             elongation,
             adjacency,
-            adjacency_by_area,
-            pixel_start,
-            pixels,
-            grid,
+            index: Box::new(Index {
+                adjacency_by_area,
+                pixel_start,
+                pixels,
+                grid,
+            }),
             lines: LineMap::new(&mask, w, h, align_side),
         }
     }
@@ -216,13 +237,14 @@ impl ClassicFeatures {
     /// Pixel indices of segment `l` in raster order.
     #[inline]
     fn pixels_of(&self, l: usize) -> &[u32] {
-        &self.pixels[self.pixel_start[l] as usize..self.pixel_start[l + 1] as usize]
+        let ix = &self.index;
+        &ix.pixels[ix.pixel_start[l] as usize..ix.pixel_start[l + 1] as usize]
     }
 
     /// Up to [`CONTEXT_FANOUT`] neighbours of `l`, those closest in area to
     /// `area` when there are more.
     fn neighbours_near_area(&self, l: usize, area: f64, mut f: impl FnMut(u32)) {
-        let by_area = &self.adjacency_by_area[l];
+        let by_area = &self.index.adjacency_by_area[l];
         if by_area.is_empty() {
             self.adjacency[l].iter().for_each(|e| f(e.0));
             return;
@@ -350,7 +372,8 @@ impl ClassicEngine {
     /// pass over the target's pixels plus the segments near each one.
     fn scores(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp, work: &mut Work) -> Scores {
         let zoom = warp.global.area_scale();
-        let mut scores: Scores = vec![Vec::new(); t.count + 1];
+        let mut scores: Scores = Vec::with_capacity(t.count + 1);
+        scores.push(Vec::new());
         // Overlap counts by reference label, cleared after each segment.
         let mut overlap = vec![0u32; r.count + 1];
         let mut labels: Vec<u32> = Vec::new();
@@ -382,7 +405,7 @@ impl ClassicEngine {
                 (c[0] - rc[0]).powi(2) + (c[1] - rc[1]).powi(2)
             };
             let mut examined = 0u64;
-            r.grid.near(c, 3.0 * sigma, |rl| {
+            r.index.grid.near(c, 3.0 * sigma, |rl| {
                 examined += 1;
                 if overlap[rl as usize] == 0 && dist2(rl as usize) <= reach2 {
                     labels.push(rl);
@@ -409,7 +432,7 @@ impl ClassicEngine {
             keep_best(&mut list);
             if list.is_empty() {
                 // Mapped outside every reference segment: nearest centroid.
-                if let Some(n) = r.grid.nearest(c, &r.centroid) {
+                if let Some(n) = r.index.grid.nearest(c, &r.centroid) {
                     list.push(Candidate {
                         label: n,
                         score: 0.0,
@@ -418,7 +441,7 @@ impl ClassicEngine {
                     });
                 }
             }
-            scores[tl] = list.clone();
+            scores.push(list.clone());
         }
         scores
     }
@@ -750,7 +773,7 @@ mod tests {
                 let db = (p[0] - f.centroid[b][0]).powi(2) + (p[1] - f.centroid[b][1]).powi(2);
                 da.total_cmp(&db)
             });
-            assert_eq!(f.grid.nearest(p, &f.centroid), full.map(|l| l as u32));
+            assert_eq!(f.index.grid.nearest(p, &f.centroid), full.map(|l| l as u32));
         }
     }
 
