@@ -123,3 +123,39 @@ fn confidence_is_lower_on_mistakes() {
     let first = p.review(1)[0].0;
     assert_ne!(p.colors.get(first), truth.get(first));
 }
+
+#[test]
+fn a_speckled_frame_of_tens_of_thousands_of_segments_colours_itself() {
+    // A checkerboard of 1-px lines, every other pixel its own segment (like
+    // a noisy scan), coloured from itself with a distinct colour per
+    // segment: a matcher that compares all pairs of segments takes minutes
+    // here (#14 item 15); every segment must find itself.
+    let side = 200;
+    let img = RgbaImage::from_fn(side, side, |x, y| {
+        Rgba(if (x + y) % 2 == 0 {
+            [0, 0, 0, 255]
+        } else {
+            [255, 255, 255, 0]
+        })
+    });
+    let art = LineArt::from_rgba(img, true);
+    let seg = Segmentation::from_line_art(&art).unwrap();
+    let frame = Frame::new(art, seg);
+    let n = frame.seg.count();
+    assert_eq!(n, side * side / 2);
+    let colors = ColorTable::from_colors((1..=n).map(|i| {
+        let b = i.to_be_bytes();
+        [b[1], b[2], b[3], 255]
+    }));
+    let m = ClassicEngine::default();
+    let features = m.features(&frame).unwrap();
+    let refs = [Reference {
+        features: &features,
+        colors: &colors,
+    }];
+    let p = m.predict(&refs, &features).unwrap();
+    let wrong = (1..=n)
+        .filter(|&i| p.colors.get(i) != colors.get(i))
+        .count();
+    assert_eq!(wrong, 0, "{wrong} of {n} specks miscoloured");
+}

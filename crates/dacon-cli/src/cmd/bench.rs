@@ -9,7 +9,7 @@ use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, RenderOptions, S
 use dacon_neural::{AnyEngine, DaconEngine};
 use dacon_synth::voronoi_frame;
 use image::codecs::png::PngEncoder;
-use image::ImageEncoder;
+use image::{ImageEncoder, RgbaImage};
 
 use crate::args::{EngineArgs, JobsArg};
 
@@ -24,6 +24,11 @@ pub struct BenchArgs {
     /// Cells (segments) of the synthetic frame.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub cells: u64,
+    /// Synthetic frame: a checkerboard of 1-px lines of side --size instead
+    /// of cells, so every other pixel is its own segment (about size²/2);
+    /// the worst case for a matcher, like a speckled scan (#14).
+    #[arg(long, conflicts_with_all = ["line", "cells"])]
+    pub checkerboard: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Random weights of a released shape instead of --checkpoint/--dino.
@@ -102,13 +107,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let png = match &args.line {
         Some(p) => std::fs::read(p).with_context(|| format!("{}", p.display()))?,
         None => {
-            let f = voronoi_frame(args.size, args.cells as usize, (0, 0));
+            let line = if args.checkerboard {
+                RgbaImage::from_fn(args.size, args.size, |x, y| {
+                    image::Rgba(if (x + y) % 2 == 0 {
+                        [0, 0, 0, 255]
+                    } else {
+                        [255, 255, 255, 0]
+                    })
+                })
+            } else {
+                voronoi_frame(args.size, args.cells as usize, (0, 0)).line
+            };
             let mut buf = Vec::new();
             PngEncoder::new(&mut buf)
                 .write_image(
-                    f.line.as_raw(),
-                    f.line.width(),
-                    f.line.height(),
+                    line.as_raw(),
+                    line.width(),
+                    line.height(),
                     image::ExtendedColorType::Rgba8,
                 )
                 .context("encoding the synthetic frame")?;

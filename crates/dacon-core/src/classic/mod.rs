@@ -24,8 +24,20 @@
 //! showing other poses count less, and references that agree reinforce each
 //! other. The confidence of a segment is its combined best score and its
 //! margin over the best other colour.
+//!
+//! **Cost.** A speckled scan has tens of thousands of segments, so nothing
+//! compares every target segment with every reference segment (#14 item 15):
+//! pixels are grouped by segment once, so overlaps are one pass over the
+//! target's pixels; reference segments near a point come from a bucket grid
+//! of centroids (module `grid`); adjacency is built from sorted boundary
+//! pairs; context proposals come only from the anchors that can still reach
+//! the context threshold, at most `CONTEXT_FANOUT` per anchor; and each
+//! target segment keeps its `MAX_CANDIDATES` best candidates per
+//! reference, which bounds memory. Four times the segments cost about four
+//! times the work (`dacon bench --checkerboard`).
 
 mod align;
+mod grid;
 
 use crate::color_table::{ColorTable, Rgba};
 use crate::engine::{Confidence, Engine, Prediction, Reference, Source};
@@ -33,6 +45,17 @@ use crate::error::Error;
 use crate::frame::Frame;
 
 use align::{fit_similarity, LineMap, Warp};
+use grid::CentroidGrid;
+
+/// Candidates kept per target segment and reference, best first. Bounds
+/// memory on speckled scans, where every 1-px segment has ~200 reference
+/// segments within reach; real segments rarely have more than a handful of
+/// candidates that matter.
+const MAX_CANDIDATES: usize = 16;
+
+/// Reference neighbours proposed through one context anchor: a background
+/// touching thousands of specks proposes only those closest in area.
+const CONTEXT_FANOUT: usize = 256;
 
 /// Tunable parameters of the classic engine.
 #[derive(Debug, Clone)]
@@ -68,12 +91,25 @@ impl ClassicEngine {
     }
 }
 
+/// Lookups that keep the matcher's cost proportional to what is near.
+#[derive(Debug, Clone)]
+struct Index {
+    /// For segments with more than [`CONTEXT_FANOUT`] neighbours: the
+    /// neighbours sorted by area (empty otherwise).
+    adjacency_by_area: Vec<Vec<u32>>,
+    /// Pixel indices grouped by segment, each group in raster order:
+    /// `pixels[pixel_start[l]..pixel_start[l + 1]]`.
+    pixel_start: Vec<u32>,
+    pixels: Vec<u32>,
+    /// Centroids bucketed for neighbourhood queries.
+    grid: CentroidGrid,
+}
+
 /// What the classic engine keeps of a frame.
 #[derive(Debug, Clone)]
 pub struct ClassicFeatures {
     w: usize,
     h: usize,
-    labels: Vec<u32>,
     filled: Vec<u32>,
     count: usize,
     area: Vec<f64>,
@@ -85,6 +121,9 @@ pub struct ClassicFeatures {
     /// Neighbours of every segment across one line, with the length of the
     /// shared boundary, sorted by label.
     adjacency: Vec<Vec<(u32, u32)>>,
+    /// Indexes for neighbourhood queries, boxed so the features stay small
+    /// inside enums of several engines' features.
+    index: Box<Index>,
     lines: LineMap,
 }
 
@@ -137,11 +176,36 @@ impl ClassicFeatures {
             .collect();
         let filled = seg.filled_labels();
         let adjacency = adjacency(&filled, w, h, count);
+        let adjacency_by_area = adjacency
+            .iter()
+            .map(|list| {
+                if list.len() <= CONTEXT_FANOUT {
+                    return Vec::new();
+                }
+                let mut by_area: Vec<u32> = list.iter().map(|e| e.0).collect();
+                by_area.sort_by(|&a, &b| area[a as usize].total_cmp(&area[b as usize]));
+                by_area
+            })
+            .collect();
+        // Counting sort of pixels by label: one pass, raster order kept.
+        let mut pixel_start = vec![0u32; count + 2];
+        for &l in seg.labels() {
+            pixel_start[l as usize + 1] += 1;
+        }
+        for l in 0..=count {
+            pixel_start[l + 1] += pixel_start[l];
+        }
+        let mut next = pixel_start.clone();
+        let mut pixels = vec![0u32; w * h];
+        for (i, &l) in seg.labels().iter().enumerate() {
+            pixels[next[l as usize] as usize] = i as u32;
+            next[l as usize] += 1;
+        }
         let mask: Vec<bool> = seg.labels().iter().map(|&l| l == 0).collect();
+        let grid = CentroidGrid::new(&centroid, w, h);
         ClassicFeatures {
             w,
             h,
-            labels: seg.labels().to_vec(),
             filled,
             count,
             area,
@@ -149,6 +213,12 @@ impl ClassicFeatures {
             at_border,
             elongation,
             adjacency,
+            index: Box::new(Index {
+                adjacency_by_area,
+                pixel_start,
+                pixels,
+                grid,
+            }),
             lines: LineMap::new(&mask, w, h, align_side),
         }
     }
@@ -163,37 +233,84 @@ impl ClassicFeatures {
         }
         Some(self.filled[y as usize * self.w + x as usize])
     }
+
+    /// Pixel indices of segment `l` in raster order.
+    #[inline]
+    fn pixels_of(&self, l: usize) -> &[u32] {
+        let ix = &self.index;
+        &ix.pixels[ix.pixel_start[l] as usize..ix.pixel_start[l + 1] as usize]
+    }
+
+    /// Up to [`CONTEXT_FANOUT`] neighbours of `l`, those closest in area to
+    /// `area` when there are more.
+    fn neighbours_near_area(&self, l: usize, area: f64, mut f: impl FnMut(u32)) {
+        let by_area = &self.index.adjacency_by_area[l];
+        if by_area.is_empty() {
+            self.adjacency[l].iter().for_each(|e| f(e.0));
+            return;
+        }
+        let gap = |n: u32| (self.area[n as usize].max(1.0) / area.max(1.0)).ln().abs();
+        let mut hi = by_area.partition_point(|&n| self.area[n as usize] < area);
+        let mut lo = hi;
+        for _ in 0..CONTEXT_FANOUT {
+            let take_low = match (lo > 0, hi < by_area.len()) {
+                (true, true) => gap(by_area[lo - 1]) <= gap(by_area[hi]),
+                (true, false) => true,
+                (false, true) => false,
+                (false, false) => break,
+            };
+            if take_low {
+                lo -= 1;
+                f(by_area[lo]);
+            } else {
+                f(by_area[hi]);
+                hi += 1;
+            }
+        }
+    }
 }
 
 /// Segment adjacency from labels whose lines were given to the nearest
-/// segment: two segments touch where their filled pixels meet.
+/// segment: two segments touch where their filled pixels meet. Boundary
+/// pixel pairs are collected and sorted, so a segment with many neighbours
+/// (a background around thousands of specks) costs no more than its
+/// boundary.
 fn adjacency(filled: &[u32], w: usize, h: usize, count: usize) -> Vec<Vec<(u32, u32)>> {
-    let mut adj: Vec<Vec<(u32, u32)>> = vec![Vec::new(); count + 1];
+    let mut pairs: Vec<u64> = Vec::new();
     let mut add = |a: u32, b: u32| {
-        for (x, y) in [(a, b), (b, a)] {
-            let list = &mut adj[x as usize];
-            match list.iter_mut().find(|e| e.0 == y) {
-                Some(e) => e.1 += 1,
-                None => list.push((y, 1)),
-            }
+        if a != 0 && b != 0 && a != b {
+            pairs.push(u64::from(a) << 32 | u64::from(b));
+            pairs.push(u64::from(b) << 32 | u64::from(a));
         }
     };
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
-            let a = filled[i];
-            if x + 1 < w && filled[i + 1] != a && a != 0 && filled[i + 1] != 0 {
-                add(a, filled[i + 1]);
+            if x + 1 < w {
+                add(filled[i], filled[i + 1]);
             }
-            if y + 1 < h && filled[i + w] != a && a != 0 && filled[i + w] != 0 {
-                add(a, filled[i + w]);
+            if y + 1 < h {
+                add(filled[i], filled[i + w]);
             }
         }
     }
-    for list in &mut adj {
-        list.sort_unstable();
+    pairs.sort_unstable();
+    let mut adj: Vec<Vec<(u32, u32)>> = vec![Vec::new(); count + 1];
+    for run in pairs.chunk_by(|a, b| a == b) {
+        let (a, b) = ((run[0] >> 32) as usize, run[0] as u32);
+        adj[a].push((b, run.len() as u32));
     }
     adj
+}
+
+/// Work done while matching, counted so tests can check that the cost grows
+/// with the size of the input and not with its square.
+#[derive(Debug, Default, Clone, Copy)]
+struct Work {
+    /// Target pixels mapped into a reference.
+    pixels: u64,
+    /// (target segment, reference segment) pairs examined.
+    pairs: u64,
 }
 
 /// Per target segment: candidate reference segments with their scores.
@@ -208,56 +325,99 @@ struct Candidate {
     size: f64,
 }
 
+/// Keeps the [`MAX_CANDIDATES`] best-scoring candidates (ties to the smaller
+/// label) and puts them in label order, the order ties are resolved in
+/// later. Selecting before sorting keeps the sort short on speckled scans.
+fn keep_best(list: &mut Vec<Candidate>) {
+    if list.len() > MAX_CANDIDATES {
+        list.select_nth_unstable_by(MAX_CANDIDATES - 1, |a, b| {
+            b.score.total_cmp(&a.score).then(a.label.cmp(&b.label))
+        });
+        list.truncate(MAX_CANDIDATES);
+    }
+    list.sort_unstable_by_key(|c| c.label);
+}
+
+/// Boundary length `anchors` (by label, with lengths) share with a segment
+/// whose neighbours are `adjacency` (by label): walks the shorter list and
+/// looks its labels up in the longer.
+fn shared_boundary(anchors: &[(u32, f64)], adjacency: &[(u32, u32)], work: &mut Work) -> f64 {
+    if anchors.len() <= adjacency.len() {
+        work.pairs += anchors.len() as u64;
+        anchors
+            .iter()
+            .filter(|a| adjacency.binary_search_by_key(&a.0, |e| e.0).is_ok())
+            .map(|a| a.1)
+            .sum()
+    } else {
+        work.pairs += adjacency.len() as u64;
+        adjacency
+            .iter()
+            .filter_map(|e| {
+                anchors
+                    .binary_search_by_key(&e.0, |a| a.0)
+                    .ok()
+                    .map(|i| anchors[i].1)
+            })
+            .sum()
+    }
+}
+
 impl ClassicEngine {
-    /// Overlap counts of every target segment with reference segments.
-    fn overlaps(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp) -> Vec<Vec<(u32, u32)>> {
-        let mut out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); t.count + 1];
-        for y in 0..t.h {
-            for x in 0..t.w {
-                let l = t.labels[y * t.w + x];
-                if l == 0 {
-                    continue;
-                }
-                let Some(rl) = r.filled_at(warp.apply([x as f64, y as f64])) else {
+    /// Candidate scores of every target segment against `r` under `warp`.
+    ///
+    /// The candidates of a target segment are the reference segments its
+    /// pixels land on and those whose centroid lies within reach of its
+    /// mapped centroid (found through the centroid grid), so the cost is one
+    /// pass over the target's pixels plus the segments near each one.
+    fn scores(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp, work: &mut Work) -> Scores {
+        let zoom = warp.global.area_scale();
+        let mut scores: Scores = Vec::with_capacity(t.count + 1);
+        scores.push(Vec::new());
+        // Overlap counts by reference label, cleared after each segment.
+        let mut overlap = vec![0u32; r.count + 1];
+        let mut labels: Vec<u32> = Vec::new();
+        let mut list: Vec<Candidate> = Vec::new();
+        for tl in 1..=t.count {
+            labels.clear();
+            let pixels = t.pixels_of(tl);
+            work.pixels += pixels.len() as u64;
+            for &i in pixels {
+                let i = i as usize;
+                let p = [(i % t.w) as f64, (i / t.w) as f64];
+                let Some(rl) = r.filled_at(warp.apply(p)) else {
                     continue;
                 };
                 if rl == 0 {
                     continue;
                 }
-                let list = &mut out[l as usize];
-                match list.iter_mut().find(|e| e.0 == rl) {
-                    Some(e) => e.1 += 1,
-                    None => list.push((rl, 1)),
+                if overlap[rl as usize] == 0 {
+                    labels.push(rl);
                 }
+                overlap[rl as usize] += 1;
             }
-        }
-        out
-    }
-
-    /// Candidate scores of every target segment against `r` under `warp`.
-    fn scores(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp) -> Scores {
-        let overlaps = Self::overlaps(t, r, warp);
-        let zoom = warp.global.area_scale();
-        let mut scores: Scores = vec![Vec::new(); t.count + 1];
-        for tl in 1..=t.count {
             let at = t.area[tl];
             let c = warp.apply(t.centroid[tl]);
             let sigma = (0.5 * at.sqrt()).max(4.0);
             let reach2 = (3.0 * sigma).powi(2);
-            let list = &mut scores[tl];
-            let overlap_of = |rl: usize| {
-                overlaps[tl]
-                    .iter()
-                    .find(|e| e.0 as usize == rl)
-                    .map_or(0.0, |e| f64::from(e.1))
-            };
-            for rl in 1..=r.count {
-                let o = overlap_of(rl);
+            let dist2 = |rl: usize| {
                 let rc = r.centroid[rl];
-                let d2 = (c[0] - rc[0]).powi(2) + (c[1] - rc[1]).powi(2);
-                if o == 0.0 && d2 > reach2 {
-                    continue;
+                (c[0] - rc[0]).powi(2) + (c[1] - rc[1]).powi(2)
+            };
+            let mut examined = 0u64;
+            r.index.grid.near(c, 3.0 * sigma, |rl| {
+                examined += 1;
+                if overlap[rl as usize] == 0 && dist2(rl as usize) <= reach2 {
+                    labels.push(rl);
                 }
+            });
+            work.pairs += examined + labels.len() as u64;
+            list.clear();
+            for &rl in &labels {
+                let rl = rl as usize;
+                let o = f64::from(overlap[rl]);
+                overlap[rl] = 0;
+                let d2 = dist2(rl);
                 let ar = r.area[rl] / zoom;
                 let iou = o / (at + ar - o).max(1.0);
                 let size = at.min(ar) / at.max(ar).max(1e-9);
@@ -269,22 +429,19 @@ impl ClassicEngine {
                     size,
                 });
             }
+            keep_best(&mut list);
             if list.is_empty() {
                 // Mapped outside every reference segment: nearest centroid.
-                let nearest = (1..=r.count).min_by(|&a, &b| {
-                    let da = (c[0] - r.centroid[a][0]).powi(2) + (c[1] - r.centroid[a][1]).powi(2);
-                    let db = (c[0] - r.centroid[b][0]).powi(2) + (c[1] - r.centroid[b][1]).powi(2);
-                    da.total_cmp(&db)
-                });
-                if let Some(n) = nearest {
+                if let Some(n) = r.index.grid.nearest(c, &r.centroid) {
                     list.push(Candidate {
-                        label: n as u32,
+                        label: n,
                         score: 0.0,
                         iou: 0.0,
                         size: 0.0,
                     });
                 }
             }
+            scores.push(list.clone());
         }
         scores
     }
@@ -346,19 +503,26 @@ impl ClassicEngine {
         r: &ClassicFeatures,
         warp: &Warp,
         scores: &mut Scores,
+        work: &mut Work,
     ) {
         const CONFIDENT: f64 = 0.5;
         const WEAK: f64 = 0.4;
+        /// Share of the anchors' boundary a proposal must touch.
+        const CONTEXT: f64 = 0.6;
         let best: Vec<Option<Candidate>> = scores
             .iter()
             .map(|l| l.iter().copied().max_by(|a, b| a.score.total_cmp(&b.score)))
             .collect();
         let zoom = warp.global.area_scale();
+        let mut seen = vec![false; r.count + 1];
+        let mut labels: Vec<u32> = Vec::new();
         for tl in 1..=t.count {
             if best[tl].is_some_and(|b| b.score >= WEAK) || t.area[tl] < 12.0 {
                 continue;
             }
-            let anchors: Vec<(u32, f64)> = t.adjacency[tl]
+            // Reference labels of confident neighbours with the boundary
+            // length they share with `tl`, merged per label, by label.
+            let mut anchors: Vec<(u32, f64)> = t.adjacency[tl]
                 .iter()
                 .filter_map(|&(n, len)| {
                     best[n as usize]
@@ -366,19 +530,47 @@ impl ClassicEngine {
                         .map(|b| (b.label, f64::from(len)))
                 })
                 .collect();
+            anchors.sort_unstable_by_key(|a| a.0);
+            anchors.dedup_by(|later, first| {
+                let same = later.0 == first.0;
+                if same {
+                    first.1 += later.1;
+                }
+                same
+            });
             let total: f64 = anchors.iter().map(|a| a.1).sum();
             if anchors.is_empty() || total <= 0.0 {
                 continue;
             }
+            // A proposal touching none of the longest anchors that together
+            // hold more than 1 - CONTEXT of the boundary cannot reach
+            // CONTEXT, so only their neighbours are proposed.
+            let mut by_len = anchors.clone();
+            by_len.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut rest = total;
+            labels.clear();
+            let target_area = t.area[tl] * zoom;
+            for &(a, len) in &by_len {
+                if rest / total < CONTEXT {
+                    break;
+                }
+                rest -= len;
+                r.neighbours_near_area(a as usize, target_area, |n| {
+                    if !seen[n as usize] {
+                        seen[n as usize] = true;
+                        labels.push(n);
+                    }
+                });
+            }
+            labels.sort_unstable();
+            let floor = best[tl].map_or(0.0, |b| b.score);
             let mut proposals = Vec::new();
-            for rl in 1..=r.count {
-                let touching: f64 = anchors
-                    .iter()
-                    .filter(|a| r.adjacency[rl].binary_search_by_key(&a.0, |e| e.0).is_ok())
-                    .map(|a| a.1)
-                    .sum();
+            for &rl in &labels {
+                let rl = rl as usize;
+                seen[rl] = false;
+                let touching = shared_boundary(&anchors, &r.adjacency[rl], work);
                 let context = touching / total;
-                if context < 0.6 {
+                if context < CONTEXT {
                     continue;
                 }
                 let ar = r.area[rl] / zoom;
@@ -386,7 +578,7 @@ impl ClassicEngine {
                 let (et, er) = (t.elongation[tl].max(0.02), r.elongation[rl].max(0.02));
                 let shape = (-2.0 * (et / er).ln().abs()).exp();
                 let score = 0.7 * context * size.sqrt() * shape;
-                if score > best[tl].map_or(0.0, |b| b.score) {
+                if score > floor {
                     proposals.push(Candidate {
                         label: rl as u32,
                         score,
@@ -395,25 +587,34 @@ impl ClassicEngine {
                     });
                 }
             }
+            keep_best(&mut proposals);
             scores[tl].extend(proposals);
         }
     }
 
     /// Aligns `t` to `r` and scores; returns scores and alignment quality.
-    fn match_reference(&self, t: &ClassicFeatures, r: &ClassicFeatures) -> (Scores, f64) {
+    fn match_reference(
+        &self,
+        t: &ClassicFeatures,
+        r: &ClassicFeatures,
+        work: &mut Work,
+    ) -> (Scores, f64) {
         let (sim, _) = fit_similarity(&t.lines, &r.lines);
         let mut warp = Warp::new(sim, t.w, t.h);
         let side = t.w.max(t.h) as f64;
-        let mut scores = Self::scores(t, r, &warp);
+        let mut scores = Self::scores(t, r, &warp, work);
         for round in 0..self.config.refine_rounds {
             let anchors = self.anchors(t, r, &warp, &scores);
+            // Not kept while the next are computed: on speckled scans the
+            // candidate lists are the bulk of the memory.
+            drop(scores);
             let sigma = side * if round == 0 { 0.08 } else { 0.04 };
             warp.add_residuals(&anchors, sigma);
-            scores = Self::scores(t, r, &warp);
+            scores = Self::scores(t, r, &warp, work);
         }
         // Twice: segments rescued in the first pass anchor their neighbours.
         for _ in 0..2 {
-            Self::add_context_candidates(t, r, &warp, &mut scores);
+            Self::add_context_candidates(t, r, &warp, &mut scores, work);
         }
         let quality = r.lines.hit_rate(&t.lines, &warp);
         (scores, quality)
@@ -450,7 +651,8 @@ impl Engine for ClassicEngine {
         let mut votes: Vec<Vec<Vote>> = vec![Vec::new(); target.count + 1];
         let mut total_weight = 0.0;
         for (ri, reference) in refs.iter().enumerate() {
-            let (scores, quality) = self.match_reference(target, reference.features);
+            let (scores, quality) =
+                self.match_reference(target, reference.features, &mut Work::default());
             let weight = quality.max(1e-3).powi(2);
             total_weight += weight;
             for (tl, cands) in scores.iter().enumerate().skip(1) {
@@ -510,5 +712,79 @@ impl Engine for ClassicEngine {
             });
         }
         Ok(Prediction { colors, confidence })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LineArt, Segmentation};
+    use image::{Rgba, RgbaImage};
+
+    /// A checkerboard of 1-px lines: every other pixel is its own segment,
+    /// like the specks of a noisy scan.
+    fn checkerboard(side: u32) -> Frame {
+        let img = RgbaImage::from_fn(side, side, |x, y| {
+            Rgba(if (x + y) % 2 == 0 {
+                [0, 0, 0, 255]
+            } else {
+                [255, 255, 255, 0]
+            })
+        });
+        let art = LineArt::from_rgba(img, true);
+        let seg = Segmentation::from_line_art(&art).unwrap();
+        Frame::new(art, seg)
+    }
+
+    fn work_on_checkerboard(side: u32) -> (Work, u64) {
+        let engine = ClassicEngine::default();
+        let f = engine.features(&checkerboard(side)).unwrap();
+        let mut work = Work::default();
+        engine.match_reference(&f, &f, &mut work);
+        (work, f.count as u64)
+    }
+
+    #[test]
+    fn matching_specks_costs_work_linear_in_the_segments() {
+        let (small, n) = work_on_checkerboard(64);
+        let (large, n4) = work_on_checkerboard(128);
+        assert!(n4 >= 4 * n - 64, "{n} and {n4} segments");
+        // Every scoring pass (three) maps each target pixel once, and each
+        // segment examines the reference segments within a 12-px reach: a
+        // few hundred here. Comparing every segment with every other (the
+        // old matcher) is n per segment, 8192 at the larger size.
+        for (w, n) in [(small, n), (large, n4)] {
+            assert_eq!(w.pixels, 3 * n, "pixels mapped for {n} segments");
+            assert!(w.pairs <= 2500 * n, "{} pairs for {n} segments", w.pairs);
+        }
+        // Four times the segments: about four times the work, not sixteen.
+        let ratio = large.pairs as f64 / small.pairs as f64;
+        assert!(ratio <= 4.6, "work grew {ratio:.2}x for 4x the segments");
+    }
+
+    #[test]
+    fn the_centroid_grid_finds_what_a_full_scan_finds() {
+        // The fallback for segments mapped off every reference segment.
+        let engine = ClassicEngine::default();
+        let f = engine.features(&checkerboard(40)).unwrap();
+        for p in [[-30.0, 5.0], [20.5, 20.5], [100.0, 100.0], [39.0, 0.0]] {
+            let full = (1..=f.count).min_by(|&a, &b| {
+                let da = (p[0] - f.centroid[a][0]).powi(2) + (p[1] - f.centroid[a][1]).powi(2);
+                let db = (p[0] - f.centroid[b][0]).powi(2) + (p[1] - f.centroid[b][1]).powi(2);
+                da.total_cmp(&db)
+            });
+            assert_eq!(f.index.grid.nearest(p, &f.centroid), full.map(|l| l as u32));
+        }
+    }
+
+    #[test]
+    fn adjacency_counts_shared_boundary_both_ways() {
+        // Three vertical bands 1 | 2 | 3 of a 6x2 canvas (no lines): 1-2 and
+        // 2-3 share a 2-px boundary, 1-3 do not touch.
+        let filled = [1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3];
+        let adj = adjacency(&filled, 6, 2, 3);
+        assert_eq!(adj[1], vec![(2, 2)]);
+        assert_eq!(adj[2], vec![(1, 2), (3, 2)]);
+        assert_eq!(adj[3], vec![(2, 2)]);
     }
 }
