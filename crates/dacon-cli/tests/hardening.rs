@@ -345,3 +345,30 @@ fn shards_cover_every_cut_and_frame_exactly_once() {
     let r = dacon(d, &["eval", "--merge", "s0.json", "s0.json"]).fails();
     assert!(r.stderr().contains("scored twice"), "{}", r.stderr());
 }
+
+#[test]
+fn bench_checkerboard_colours_every_speck_of_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 64 x 64 with 1-px lines on the even diagonals: every white pixel is
+    // its own 4-connected segment, 2048 of them.
+    let out = dacon(
+        tmp.path(),
+        &[
+            "bench",
+            "--checkerboard",
+            "--size",
+            "64",
+            "--repeat",
+            "1",
+            "--jobs",
+            "1",
+        ],
+    )
+    .ok()
+    .stdout();
+    assert!(out.contains("2048 segments"), "{out}");
+    assert!(out.contains("self-match  2048/2048 segments"), "{out}");
+    // A checkerboard has no cells to choose.
+    let r = dacon(tmp.path(), &["bench", "--checkerboard", "--cells", "5"]).fails();
+    assert!(r.stderr().contains("--cells"), "{}", r.stderr());
+}
