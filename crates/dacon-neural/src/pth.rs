@@ -711,8 +711,11 @@ pub fn is_zip(b: &[u8]) -> bool {
     b.starts_with(b"PK\x03\x04")
 }
 
+/// Converts one stored element (its little-endian bytes) to f32.
+type Convert = fn(&[u8]) -> f32;
+
 /// Element types read as weights: bytes per element and the conversion.
-fn element(dtype: &str) -> Option<(usize, fn(&[u8]) -> f32)> {
+fn element(dtype: &str) -> Option<(usize, Convert)> {
     Some(match dtype {
         "FloatStorage" => (4, |s| f32::from_le_bytes([s[0], s[1], s[2], s[3]])),
         "DoubleStorage" => (8, |s| {
