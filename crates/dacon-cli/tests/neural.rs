@@ -135,6 +135,35 @@ fn engine_errors_say_what_to_do() {
     assert!(r.stderr().contains("junk.pth"), "{}", r.stderr());
 }
 
+#[test]
+fn crafted_checkpoints_are_refused_without_a_crash() {
+    // Issue 14: each of these once panicked, ran out of memory or
+    // overflowed the stack in `weights check` (and every command loading
+    // weights); now each is a clear error naming the file and the reason.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let files = [
+        (
+            "stride.pth",
+            dacon_testkit::pth::huge_stride(),
+            "outside its storage",
+        ),
+        ("memo.pth", dacon_testkit::pth::memo_bomb(70), "memo"),
+        (
+            "deep.pth",
+            dacon_testkit::pth::deep_nesting(200_000),
+            "deeper than",
+        ),
+    ];
+    for (name, bytes, why) in files {
+        std::fs::write(d.join(name), bytes).unwrap();
+        let r = dacon(d, &["weights", "check", name]).fails();
+        let err = r.stderr();
+        assert!(err.contains(name) && err.contains(why), "{name}: {err}");
+        assert!(err.contains("cannot read the PyTorch checkpoint"), "{err}");
+    }
+}
+
 fn example_cut(d: &std::path::Path) {
     dacon(
         d,

@@ -79,12 +79,12 @@ impl FeatureCache {
     /// A cache for the backbone with [`fingerprint`] `backbone`.
     ///
     /// # Errors
-    /// [`Error::Read`] when the disk folder cannot be created.
+    /// [`Error::Write`] when the disk folder cannot be created.
     pub fn new(mode: CacheMode, backbone: u128) -> Result<Self> {
         if let CacheMode::Disk(dir) = &mode {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Read {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Write {
                 path: dir.clone(),
-                message: format!("cannot create the feature cache folder: {e}"),
+                source,
             })?;
         }
         Ok(FeatureCache {
@@ -136,7 +136,7 @@ impl FeatureCache {
     /// The features under `key`, computed by `compute` when absent.
     ///
     /// # Errors
-    /// [`Error::Read`] when a disk entry cannot be written; an unreadable or
+    /// [`Error::Write`] when a disk entry cannot be written; an unreadable or
     /// corrupt entry is recomputed and replaced.
     pub fn get_or_compute(
         &self,
@@ -203,15 +203,14 @@ fn read_entry(path: &Path) -> Option<Vec<f32>> {
 
 fn write_entry(path: &Path, values: &[f16]) -> Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let fail = |message: String| Error::Read {
+    let fail = |source| Error::Safetensors {
         path: path.to_path_buf(),
-        message,
+        source,
     };
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![values.len()], &bytes)
-            .map_err(|e| fail(e.to_string()))?;
-    let out =
-        safetensors::serialize([("features", view)], None).map_err(|e| fail(e.to_string()))?;
+            .map_err(fail)?;
+    let out = safetensors::serialize([("features", view)], None).map_err(fail)?;
     dacon_core::imageio::write_atomic(path, &out)?;
     Ok(())
 }

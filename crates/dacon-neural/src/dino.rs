@@ -176,7 +176,7 @@ impl Dinov2 {
     /// Face `config.json` beside the weights).
     ///
     /// # Errors
-    /// [`Error::Layout`] when the file is not a DINOv2 checkpoint,
+    /// [`Error::WrongModel`] when the file is not a DINOv2 checkpoint,
     /// [`Error::MissingKey`] / [`Error::Shape`] naming the tensor.
     pub fn load(
         mut w: WeightMap,
@@ -285,7 +285,7 @@ fn detect_layout(w: &WeightMap) -> Result<DinoLayout> {
     } else if w.has("embeddings.patch_embeddings.projection.weight") {
         Ok(DinoLayout::HuggingFace)
     } else {
-        Err(Error::Layout {
+        Err(Error::WrongModel {
             path: w.path().to_path_buf(),
             message: "not a DINOv2 checkpoint (no patch_embed.proj.weight or embeddings.patch_embeddings.projection.weight); run `dacon weights check` on it".into(),
         })
@@ -311,7 +311,7 @@ fn read_config(w: &WeightMap, layout: DinoLayout, heads: Option<usize>) -> Resul
             "embeddings.register_tokens",
         ),
     };
-    let bad = |m: String| Error::Layout {
+    let bad = |m: String| Error::WrongModel {
         path: w.path().to_path_buf(),
         message: m,
     };

@@ -81,7 +81,7 @@ impl DaconEngine {
     /// `heads` overrides the backbone's attention heads.
     ///
     /// # Errors
-    /// Weight errors naming the file and tensor; [`Error::Layout`] when the
+    /// Weight errors naming the file and tensor; [`Error::WrongModel`] when the
     /// checkpoint expects another backbone width.
     pub fn load(
         checkpoint: &Path,
@@ -110,7 +110,7 @@ impl DaconEngine {
         let (head, head_config) = DaconHead::load(checkpoint, device)?;
         let (checkpoint, dino) = (ckpt_path.as_path(), dino_path.as_path());
         if head_config.dino_dim != dino_config.embed_dim {
-            return Err(Error::Layout {
+            return Err(Error::WrongModel {
                 path: checkpoint.to_path_buf(),
                 message: format!(
                     "the checkpoint expects a DINOv2 of width {} but {} has width {}; pass the backbone it was trained with",

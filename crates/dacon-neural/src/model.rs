@@ -94,7 +94,7 @@ impl DaconHead {
     /// Loads a checkpoint; version and sizes come from the tensors.
     ///
     /// # Errors
-    /// [`Error::Layout`] for a file that is not a DACoN checkpoint,
+    /// [`Error::WrongModel`] for a file that is not a DACoN checkpoint,
     /// [`Error::MissingKey`] / [`Error::Shape`] naming the tensor.
     pub fn load(mut w: WeightMap, device: &Device) -> Result<(DaconHead, HeadConfig)> {
         let unet_cfg = UNet::read_config(&w)?;

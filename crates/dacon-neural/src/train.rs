@@ -234,7 +234,7 @@ impl Trainer {
     /// Replaces the feature cache (an empty one of `mode`, same backbone).
     ///
     /// # Errors
-    /// [`crate::Error::Read`] when a disk cache folder cannot be created.
+    /// [`crate::Error::Write`] when a disk cache folder cannot be created.
     pub fn set_cache(&mut self, mode: CacheMode) -> Result<()> {
         self.cache = FeatureCache::new(mode, self.cache.backbone())?;
         Ok(())
@@ -394,7 +394,8 @@ impl Trainer {
     /// The loss of colouring `target` from `source`.
     ///
     /// # Errors
-    /// [`crate::Error::Read`] when the feature cache cannot be written.
+    /// [`crate::Error::Core`] (an I/O error naming the entry) when the feature
+    /// cache cannot be written.
     pub fn loss(&self, source: &TrainFrame, target: &TrainFrame) -> Result<PairLoss> {
         let (raw_s, fused_s) = self.features(source)?;
         // A frame paired with itself (offset 0 of the official sampler,

@@ -128,7 +128,7 @@ impl UNet {
     /// Widths from the `unet.*` tensors of a DACoN checkpoint.
     ///
     /// # Errors
-    /// [`Error::Layout`] when the tensors do not form a U-Net.
+    /// [`Error::WrongModel`] when the tensors do not form a U-Net.
     pub fn read_config(w: &WeightMap) -> Result<UNetConfig> {
         let mut hidden = Vec::new();
         while let Some(s) = shape_of(
@@ -141,7 +141,7 @@ impl UNet {
         let output = shape_of(w, "unet.final_conv.weight", 4).map(|s| s[0]);
         match (hidden.is_empty(), output) {
             (false, Some(output)) => Ok(UNetConfig { hidden, output }),
-            _ => Err(Error::Layout {
+            _ => Err(Error::WrongModel {
                 path: w.path().to_path_buf(),
                 message: "not a DACoN checkpoint: no unet.encoder_blocks.0.conv.0.weight or unet.final_conv.weight".into(),
             }),

@@ -1,5 +1,6 @@
-//! Reading weight files: PyTorch `.pth` (no pickle code is executed: burn's
-//! reader parses the pickle stream as data) and safetensors, into named f32
+//! Reading weight files: PyTorch `.pth` (no pickle code is executed: ZIP
+//! checkpoints go through our bounded reader in `pth.rs`, legacy ones
+//! through burn's, both parsing the pickle as data) and safetensors, into named f32
 //! tensors that the model builders take by name with shape checks.
 
 use std::collections::BTreeMap;
@@ -43,16 +44,14 @@ impl WeightMap {
     /// Reads every tensor of a `.pth` or `.safetensors` file.
     ///
     /// # Errors
-    /// [`Error::Read`] naming the file when it cannot be read or parsed.
+    /// An error naming the file when it cannot be read ([`Error::Read`]), is
+    /// of another format ([`Error::UnknownFormat`]), or its contents are
+    /// malformed ([`Error::Pth`], [`Error::LegacyPth`],
+    /// [`Error::Safetensors`], [`Error::NotFloat`]).
     pub fn open(path: &Path) -> Result<Self> {
-        let fail = |message: String| Error::Read {
-            path: path.to_path_buf(),
-            message,
-        };
-        let format = detect(path).map_err(|e| fail(e.to_string()))?;
-        let tensors = match format {
-            Format::Pytorch => read_pytorch(path).map_err(fail)?,
-            Format::Safetensors => read_safetensors(path).map_err(fail)?,
+        let tensors = match detect(path)? {
+            Format::Pytorch => read_pytorch(path)?,
+            Format::Safetensors => read_safetensors(path)?,
         };
         Ok(WeightMap {
             path: path.to_path_buf(),
@@ -90,9 +89,9 @@ impl WeightMap {
         path: &Path,
         metadata: std::collections::HashMap<String, String>,
     ) -> Result<()> {
-        let fail = |message: String| Error::Read {
+        let fail = |source| Error::Safetensors {
             path: path.to_path_buf(),
-            message,
+            source,
         };
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
@@ -110,25 +109,23 @@ impl WeightMap {
             .map(|(k, b, s)| {
                 safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
                     .map(|v| (k.clone(), v))
-                    .map_err(|e| fail(e.to_string()))
+                    .map_err(fail)
             })
             .collect::<Result<_>>()?;
-        let out = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
+        let out = safetensors::serialize(views, Some(metadata)).map_err(fail)?;
         dacon_core::imageio::write_atomic(path, &out)?;
         Ok(())
     }
 
     /// The string metadata of a safetensors file.
     pub fn safetensors_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Read {
+        let bytes = read_file(path)?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|source| {
+            Error::Safetensors {
                 path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+                source,
+            }
+        })?;
         Ok(meta.metadata().clone().unwrap_or_default())
     }
 
@@ -186,7 +183,7 @@ impl WeightMap {
     /// instead of copying keeps large backbones from being held twice.
     pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
         self.get(key, expected)?;
-        Ok(self.tensors.remove(key).expect("checked above").data)
+        Ok(self.tensors.remove(key).map(|t| t.data).unwrap_or_default())
     }
 
     /// A tensor of rank `D` from `key` with shape `expected`.
@@ -244,55 +241,64 @@ impl<const D: usize> Values for Tensor<D> {
     }
 }
 
-fn detect(path: &Path) -> std::io::Result<Format> {
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn detect(path: &Path) -> Result<Format> {
     use std::io::Read;
+    let read_error = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut head = [0u8; 9];
-    let mut f = std::fs::File::open(path)?;
-    let n = f.read(&mut head)?;
+    let mut f = std::fs::File::open(path).map_err(read_error)?;
+    let n = f.read(&mut head).map_err(read_error)?;
     // safetensors: an 8-byte little-endian header length, then a JSON
     // object. Checked first: the length's low byte can be 0x80, which is
     // also how a raw pickle starts.
-    let len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-    if n == 9 && head[8] == b'{' && len <= MAX_HEADER {
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&head[..8]);
+    if n == 9 && head[8] == b'{' && u64::from_le_bytes(len) <= MAX_HEADER {
         return Ok(Format::Safetensors);
     }
     // A ZIP (torch >= 1.6) or a raw pickle (protocol 2+ starts with 0x80).
     if n >= 2 && (&head[..2] == b"PK" || head[0] == 0x80) {
         return Ok(Format::Pytorch);
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "not a PyTorch (.pth) or safetensors file",
-    ))
+    Err(Error::UnknownFormat {
+        path: path.to_path_buf(),
+    })
 }
 
-fn read_pytorch(path: &Path) -> Result<BTreeMap<String, RawTensor>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+fn read_pytorch(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
+    let bytes = read_file(path)?;
     if crate::pth::is_zip(&bytes) {
-        return Ok(crate::pth::read(&bytes)?
-            .into_iter()
-            .map(|(k, t)| {
-                (
-                    k,
-                    RawTensor {
-                        shape: t.shape,
-                        data: t.data,
-                    },
-                )
-            })
-            .collect());
+        return crate::pth::read(&bytes).map_err(|source| Error::Pth {
+            path: path.to_path_buf(),
+            source,
+        });
     }
     drop(bytes);
     // Legacy (pre-1.6) checkpoints: burn's reader.
-    let reader = PytorchReader::new(path).map_err(|e| e.to_string())?;
+    let legacy = |source| Error::LegacyPth {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = PytorchReader::new(path).map_err(legacy)?;
     let mut out = BTreeMap::new();
     for (name, t) in reader.into_tensors() {
-        let bytes = t.read().map_err(|e| e.to_string())?;
-        let data = to_f32(&bytes, t.dtype()).ok_or_else(|| {
-            format!(
-                "tensor {name:?} has type {:?}; only float tensors are weights",
-                t.dtype()
-            )
+        let bytes = t.read().map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let data = to_f32(&bytes, t.dtype()).ok_or_else(|| Error::NotFloat {
+            path: path.to_path_buf(),
+            key: name.clone(),
+            dtype: format!("{:?}", t.dtype()),
         })?;
         out.insert(
             name,
@@ -305,79 +311,53 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, RawTensor>, String> {
     Ok(out)
 }
 
+/// Values of a little-endian buffer of `dtype`, as f32; `None` for
+/// non-float types.
 fn to_f32(bytes: &[u8], dtype: DType) -> Option<Vec<f32>> {
     Some(match dtype {
         DType::F32 => bytes
             .chunks_exact(4)
-            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
         DType::F64 => bytes
             .chunks_exact(8)
-            .map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
         DType::F16 => bytes
             .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_ne_bytes([c[0], c[1]])))
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
         DType::BF16 => bytes
             .chunks_exact(2)
-            .map(|c| f32::from_bits(u32::from(u16::from_ne_bytes([c[0], c[1]])) << 16))
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
         _ => return None,
     })
 }
 
-/// IEEE half to single precision.
-pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: normalise.
-            let mut e = 127 - 15 + 1;
-            let mut m = m;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | ((e as u32) << 23) | ((m & 0x3ff) << 13)
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
-fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawTensor>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() < 8 {
-        return Err("file too short for safetensors".into());
-    }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let header = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    if header > MAX_HEADER || header + 8 > meta.len() {
-        return Err(format!(
-            "safetensors header of {header} bytes does not fit the file"
-        ));
-    }
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
+fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
+    let bytes = read_file(path)?;
+    // The safetensors crate checks the header length against the buffer.
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
+        let not_float = || Error::NotFloat {
+            path: path.to_path_buf(),
+            key: name.clone(),
+            dtype: format!("{:?}", view.dtype()),
+        };
         let dtype = match view.dtype() {
             safetensors::Dtype::F32 => DType::F32,
             safetensors::Dtype::F64 => DType::F64,
             safetensors::Dtype::F16 => DType::F16,
             safetensors::Dtype::BF16 => DType::BF16,
-            other => {
-                return Err(format!(
-                    "tensor {name:?} has type {other:?}; only float tensors are weights"
-                ))
-            }
+            _ => return Err(not_float()),
         };
-        // safetensors is little-endian; so is every platform we build for.
-        let data = to_f32(view.data(), dtype).ok_or("unsupported type")?;
+        let data = to_f32(view.data(), dtype).ok_or_else(not_float)?;
         out.insert(
             name,
             RawTensor {
@@ -395,10 +375,13 @@ mod tests {
 
     #[test]
     fn half_precision_values() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert!(f16_to_f32(0x7c00).is_infinite());
+        let h = |bits: u16| to_f32(&bits.to_le_bytes(), DType::F16).unwrap()[0];
+        assert_eq!(h(0x3c00), 1.0);
+        assert_eq!(h(0xc000), -2.0);
+        assert_eq!(h(0x0001), 2f32.powi(-24));
+        assert!(h(0x7c00).is_infinite());
+        let b = |bits: u16| to_f32(&bits.to_le_bytes(), DType::BF16).unwrap()[0];
+        assert_eq!(b(0x3f80), 1.0);
     }
 
     #[test]
@@ -407,6 +390,7 @@ mod tests {
         let p = d.path().join("w.pth");
         std::fs::write(&p, b"hello world, not weights").unwrap();
         let e = WeightMap::open(&p).unwrap_err();
+        assert!(matches!(e, Error::UnknownFormat { .. }), "{e:?}");
         assert!(e.to_string().contains("w.pth"), "{e}");
         std::fs::write(&p, [0x80u8, 2, 3]).unwrap();
         assert!(WeightMap::open(&p).is_err());

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod fuzz;
+pub mod pth;
 
 use std::path::{Path, PathBuf};
 
