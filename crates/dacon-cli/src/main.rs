@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("dacon: {err:#}");
+            eprintln!("dacon: {}", dacon_core::error::chain(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -372,3 +372,22 @@ fn bench_checkerboard_colours_every_speck_of_itself() {
     let r = dacon(tmp.path(), &["bench", "--checkerboard", "--cells", "5"]).fails();
     assert!(r.stderr().contains("--cells"), "{}", r.stderr());
 }
+
+#[test]
+fn a_hostile_legacy_checkpoint_is_refused_with_each_reason_once() {
+    // A pre-1.6 `torch.save` file (a bare pickle, read by burn's reader):
+    // 200,000 nested lists. Refused without a crash, and burn's message,
+    // which repeats its cause, is printed once.
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 200_000;
+    let mut pickle = vec![0x80, 0x02];
+    pickle.extend(std::iter::repeat_n(b'(', n));
+    pickle.push(b']');
+    pickle.extend(std::iter::repeat_n(b'l', n));
+    pickle.push(b'.');
+    std::fs::write(tmp.path().join("deep.pth"), pickle).unwrap();
+    let r = dacon(tmp.path(), &["weights", "check", "deep.pth"]).fails();
+    let err = r.stderr();
+    assert!(err.contains("deep.pth"), "{err}");
+    assert_eq!(err.matches("nesting exceeds").count(), 1, "{err}");
+}

@@ -197,17 +197,23 @@ impl<T> ResultExt<T> for Result<T> {
 }
 
 /// The message of an error and each of its causes joined by `": "`, as
-/// `anyhow`'s `{:#}` prints them, for callers without `anyhow` (the server's
-/// JSON errors). The variants here never repeat their cause's message, so
-/// each reason appears once.
+/// `anyhow`'s `{:#}` prints them, but each reason once: the variants here
+/// never repeat their cause's message, while some libraries' errors do
+/// (burn's pickle reader prints its cause and also returns it as the
+/// source), so a cause whose message already ends the text is left out.
+/// Used by the CLI and the server's JSON errors.
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
+    let mut text = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
-        parts.push(s.to_string());
+        let msg = s.to_string();
+        if !text.ends_with(&msg) {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
         cur = s.source();
     }
-    parts.join(": ")
+    text
 }
 
 #[cfg(test)]
@@ -225,5 +231,18 @@ mod tests {
             std::io::Error::other("File too large"),
         );
         assert_eq!(chain(&io.with_path("x")), "big.png: File too large");
+    }
+
+    /// An error that prints its cause in its own message and also returns it
+    /// as its source, as burn's pickle reader does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("pickle: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_repeated_by_its_wrapper_is_printed_once() {
+        let inner = std::io::Error::other("nesting exceeds 1000 levels");
+        let e = Error::io(Path::new("w.pth"), std::io::Error::other(Repeats(inner)));
+        assert_eq!(chain(&e), "w.pth: pickle: nesting exceeds 1000 levels",);
     }
 }
