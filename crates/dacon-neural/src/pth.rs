@@ -63,7 +63,7 @@ pub enum PthError {
         /// The opcode.
         op: u8,
     },
-    /// Containers nested deeper than [`MAX_DEPTH`].
+    /// Containers nested deeper than 100 levels (the reader's `MAX_DEPTH`).
     #[error("the pickle nests containers deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// Memo copies exceed the work bound.
