@@ -28,8 +28,9 @@ use std::sync::Mutex;
 use half::f16;
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::dino::Dino;
 use crate::error::{Error, Result};
-use crate::weights::WeightMap;
+use crate::keymap::for_each_param;
 
 /// Where cached features live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,21 +58,18 @@ pub struct FeatureCache {
     misses: AtomicU64,
 }
 
-/// Hash of a backbone's tensors (names, shapes and values): its identity in
-/// cache keys.
-pub fn fingerprint(weights: &WeightMap) -> u128 {
+/// Hash of a backbone's parameters (official names, shapes and values, in
+/// module order): its identity in cache keys.
+pub fn fingerprint(backbone: &Dino) -> u128 {
     let mut h = Xxh3::new();
-    for k in weights.keys() {
-        h.update(k.as_bytes());
-        let shape = weights.shape(k).map(<[usize]>::to_vec).unwrap_or_default();
-        for s in &shape {
+    for_each_param(backbone, |name, t| {
+        h.update(name.as_bytes());
+        for s in &t.shape {
             h.update(&(*s as u64).to_le_bytes());
         }
-        if let Ok(t) = weights.get(k, &shape) {
-            let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            h.update(&bytes);
-        }
-    }
+        let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        h.update(&bytes);
+    });
     h.digest128()
 }
 

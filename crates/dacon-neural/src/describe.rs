@@ -3,16 +3,16 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::dino::{DinoLayout, Dinov2, Dinov2Config};
+use crate::dino::{Dino, DinoConfig, DinoLayout};
 use crate::error::Result;
-use crate::model::{DaconHead, HeadConfig, Version};
+use crate::head::{HeadConfig, Version};
 use crate::weights::WeightMap;
 
 /// What a weight file holds.
 #[derive(Debug, Clone)]
 pub enum WeightKind {
     /// A DINOv2 backbone.
-    Dino(DinoLayout, Dinov2Config),
+    Dino(DinoLayout, DinoConfig),
     /// A DACoN checkpoint (head without backbone).
     Dacon(HeadConfig),
     /// Neither: number of tensors and a few names.
@@ -24,11 +24,11 @@ pub enum WeightKind {
 /// # Errors
 /// When the file cannot be read as `.pth` or safetensors.
 pub fn describe(path: &Path) -> Result<WeightKind> {
-    let w = WeightMap::open(path)?;
-    if let Ok((layout, c)) = Dinov2::inspect(&w, None) {
+    let mut w = WeightMap::open(path)?;
+    if let Ok((layout, c)) = Dino::inspect(&mut w, None) {
         return Ok(WeightKind::Dino(layout, c));
     }
-    if let Ok(c) = DaconHead::inspect(&w) {
+    if let Ok(c) = HeadConfig::read(&w) {
         return Ok(WeightKind::Dacon(c));
     }
     let names: Vec<String> = w.keys().take(5).map(str::to_owned).collect();
@@ -73,7 +73,7 @@ impl fmt::Display for WeightKind {
                     Version::V1_0 => "v1.0",
                     Version::V1_1 => "v1.1",
                 },
-                c.feats_dim,
+                c.feats_dim(),
                 c.unet.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join("-"),
                 2 * c.unet.hidden.last().copied().unwrap_or(0),
                 c.dino_dim,

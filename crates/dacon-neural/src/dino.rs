@@ -2,45 +2,60 @@
 //! the frozen backbone of DACoN. Its output is the patch tokens of the last
 //! block after the final norm, as `get_intermediate_layers(n=1)` returns.
 //!
-//! Weights come from the torch-hub `.pth` files (`blocks.N.attn.qkv`, ...) or
-//! from Hugging Face `facebook/dinov2-*` safetensors (separate q/k/v,
-//! `layer_scale1.lambda1`, ...); the layout and the architecture (width,
-//! depth, registers, LayerScale, SwiGLU, patch size) are read from the
-//! tensors.
+//! [`DinoConfig::init`] builds the model; [`Dino::load`] fills it from the
+//! torch-hub `.pth` files (`blocks.N.attn.qkv`, ...) or from Hugging Face
+//! `facebook/dinov2-*` safetensors (separate q/k/v, `layer_scale1.lambda1`,
+//! ...), whose keys [`to_torch_hub`] renames once, so the model knows one
+//! layout. The architecture (width, depth, registers, LayerScale, SwiGLU,
+//! patch size) is read from the tensors.
 
+use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{gelu, silu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::layers::{conv2d, layer_norm, linear, shape_of};
+use crate::keymap::load_into;
 use crate::resize::bicubic_scale;
-use crate::weights::{tensor, Values, WeightMap};
+use crate::weights::{shape_of, tensor, RawTensor, Values, WeightMap};
 
-/// Architecture of a DINOv2 backbone, as read from its weights.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dinov2Config {
+/// Architecture of a DINOv2 backbone (defaults: the released ViT-S/14 at
+/// 518 px); [`DinoConfig::read`] takes it from a checkpoint.
+#[derive(Config, Debug)]
+pub struct DinoConfig {
     /// Token width.
+    #[config(default = 384)]
     pub embed_dim: usize,
     /// Number of blocks.
+    #[config(default = 12)]
     pub depth: usize,
     /// Attention heads.
+    #[config(default = 6)]
     pub num_heads: usize,
     /// Hidden width of the feed-forward (per branch for SwiGLU).
+    #[config(default = 1536)]
     pub mlp_hidden: usize,
     /// SwiGLU feed-forward (ViT-G) instead of GELU MLP.
+    #[config(default = false)]
     pub swiglu: bool,
+    /// LayerScale after attention and feed-forward (every released model).
+    #[config(default = true)]
+    pub layer_scale: bool,
     /// Register tokens (0 or 4).
+    #[config(default = 0)]
     pub registers: usize,
     /// Patch size (14).
+    #[config(default = 14)]
     pub patch: usize,
     /// Side of the position-embedding grid (37 for 518 px).
+    #[config(default = 37)]
     pub pos_grid: usize,
     /// DINOv2's offset for position-embedding interpolation.
+    #[config(default = 0.1)]
     pub interpolate_offset: f64,
 }
 
@@ -62,6 +77,138 @@ pub fn default_heads(embed_dim: usize) -> usize {
         1024 => 16,
         1536 => 24,
         d => (d / 16).max(1),
+    }
+}
+
+impl DinoConfig {
+    /// A backbone with fresh parameters: PyTorch's default initialisation
+    /// for convolutions and linear layers, DINOv2's for the tokens
+    /// (`normal(std 1e-6)`), position embedding (`normal(std 0.02)`) and
+    /// LayerScale (1e-5). Random, so results mean nothing until weights are
+    /// loaded with [`Dino::load`] or [`crate::keymap::load_into`].
+    pub fn init(&self, device: &Device) -> Dino {
+        let d = self.embed_dim;
+        let linear = |d_in, d_out| LinearConfig::new(d_in, d_out).init(device);
+        let norm = || LayerNormConfig::new(d).with_epsilon(1e-6).init(device);
+        let tokens = |n: usize| {
+            Initializer::Normal {
+                mean: 0.0,
+                std: 1e-6,
+            }
+            .init([1, n, d], device)
+        };
+        let layer_scale = || {
+            self.layer_scale.then(|| LayerScale {
+                gamma: Initializer::Constant { value: 1e-5 }.init([d], device),
+            })
+        };
+        let blocks = (0..self.depth)
+            .map(|_| Block {
+                norm1: norm(),
+                attn: Attention {
+                    qkv: linear(d, 3 * d),
+                    proj: linear(d, d),
+                    heads: self.num_heads,
+                },
+                ls1: layer_scale(),
+                norm2: norm(),
+                mlp: if self.swiglu {
+                    FeedForward::SwiGlu(SwiGlu {
+                        w12: linear(d, 2 * self.mlp_hidden),
+                        w3: linear(self.mlp_hidden, d),
+                    })
+                } else {
+                    FeedForward::Gelu(GeluMlp {
+                        fc1: linear(d, self.mlp_hidden),
+                        fc2: linear(self.mlp_hidden, d),
+                    })
+                },
+                ls2: layer_scale(),
+            })
+            .collect();
+        let p = self.patch;
+        Dino {
+            patch_embed: PatchEmbed {
+                proj: Conv2dConfig::new([3, d], [p, p])
+                    .with_stride([p, p])
+                    .with_padding(PaddingConfig2d::Explicit(0, 0, 0, 0))
+                    .init(device),
+            },
+            cls_token: tokens(1),
+            pos_embed: Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            }
+            .init([1, self.pos_grid * self.pos_grid + 1, d], device),
+            register_tokens: (self.registers > 0).then(|| tokens(self.registers)),
+            blocks,
+            norm: norm(),
+            patch: p,
+            interpolate_offset: self.interpolate_offset,
+        }
+    }
+
+    /// The architecture of a torch-hub-layout weight map (see
+    /// [`to_torch_hub`]), with `heads` attention heads when given (else the
+    /// Hugging Face `config.json` beside the weights, or [`default_heads`]).
+    ///
+    /// # Errors
+    /// [`Error::WrongModel`] when the tensors do not form a DINOv2.
+    pub fn read(w: &WeightMap, heads: Option<usize>) -> Result<DinoConfig> {
+        let bad = |m: String| Error::WrongModel {
+            path: w.path().to_path_buf(),
+            message: m,
+        };
+        let pe = shape_of(w, "patch_embed.proj.weight", 4)
+            .ok_or_else(|| bad("patch_embed.proj.weight is not a 4-d tensor".into()))?;
+        let (embed_dim, patch) = (pe[0], pe[2]);
+        let pos = shape_of(w, "pos_embed", 3)
+            .ok_or_else(|| bad("missing or malformed pos_embed".into()))?;
+        let registers = shape_of(w, "register_tokens", 3).map_or(0, |s| s[1]);
+        let grid = ((pos[1] - 1) as f64).sqrt().round() as usize;
+        if grid * grid + 1 != pos[1] {
+            return Err(bad(format!(
+                "pos_embed holds {} positions, not 1 + a square",
+                pos[1]
+            )));
+        }
+        let depth = (0..)
+            .take_while(|i| w.keys().any(|k| k.starts_with(&format!("blocks.{i}."))))
+            .count();
+        if depth == 0 {
+            return Err(bad("no transformer blocks".into()));
+        }
+        let (swiglu, mlp_hidden) = if let Some(s) = shape_of(w, "blocks.0.mlp.fc1.weight", 2) {
+            (false, s[0])
+        } else if let Some(s) = shape_of(w, "blocks.0.mlp.w12.weight", 2) {
+            (true, s[0] / 2)
+        } else {
+            return Err(bad(
+                "no feed-forward weights (blocks.0.mlp.fc1.weight or blocks.0.mlp.w12.weight)"
+                    .into(),
+            ));
+        };
+        let num_heads = match heads {
+            Some(h) => h,
+            None => hf_heads(w).unwrap_or_else(|| default_heads(embed_dim)),
+        };
+        if num_heads == 0 || embed_dim % num_heads != 0 {
+            return Err(bad(format!(
+                "{num_heads} heads do not divide width {embed_dim}"
+            )));
+        }
+        Ok(DinoConfig {
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_hidden,
+            swiglu,
+            layer_scale: w.has("blocks.0.ls1.gamma"),
+            registers,
+            patch,
+            pos_grid: grid,
+            interpolate_offset: 0.1,
+        })
     }
 }
 
@@ -97,46 +244,62 @@ impl Attention {
     }
 }
 
+/// `fc1 -> GELU -> fc2`.
 #[derive(Module, Debug)]
-struct FeedForward {
-    /// `fc1`, or SwiGLU's fused `w12` (value and gate).
+struct GeluMlp {
     fc1: Linear,
-    /// `fc2`, or SwiGLU's `w3`.
     fc2: Linear,
-    #[module(skip)]
-    swiglu: bool,
+}
+
+/// ViT-G's feed-forward: `w12` gives value and gate, `silu(x1) * x2 -> w3`.
+#[derive(Module, Debug)]
+struct SwiGlu {
+    w12: Linear,
+    w3: Linear,
+}
+
+#[derive(Module, Debug)]
+enum FeedForward {
+    Gelu(GeluMlp),
+    SwiGlu(SwiGlu),
 }
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x);
-        let h = if self.swiglu {
-            let [b, n, two_h] = h.dims();
-            let half = two_h / 2;
-            let x1 = h.clone().narrow(2, 0, half);
-            let x2 = h.narrow(2, half, half);
-            silu(x1) * x2.reshape([b, n, half])
-        } else {
-            gelu(h)
-        };
-        self.fc2.forward(h)
+        match self {
+            FeedForward::Gelu(m) => m.fc2.forward(gelu(m.fc1.forward(x))),
+            FeedForward::SwiGlu(m) => {
+                let h = m.w12.forward(x);
+                let [b, n, two_h] = h.dims();
+                let half = two_h / 2;
+                let x1 = h.clone().narrow(2, 0, half);
+                let x2 = h.narrow(2, half, half);
+                m.w3.forward(silu(x1) * x2.reshape([b, n, half]))
+            }
+        }
     }
+}
+
+/// A learned per-channel scale of a residual branch.
+#[derive(Module, Debug)]
+struct LayerScale {
+    gamma: Param<Tensor<1>>,
 }
 
 #[derive(Module, Debug)]
 struct Block {
     norm1: LayerNorm,
     attn: Attention,
-    ls1: Option<Param<Tensor<1>>>,
+    ls1: Option<LayerScale>,
     norm2: LayerNorm,
     mlp: FeedForward,
-    ls2: Option<Param<Tensor<1>>>,
+    ls2: Option<LayerScale>,
 }
 
 impl Block {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let scale = |y: Tensor<3>, ls: &Option<Param<Tensor<1>>>| match ls {
-            Some(g) => y * g.val().unsqueeze::<3>(),
+        let scale = |y: Tensor<3>, ls: &Option<LayerScale>| match ls {
+            Some(s) => y * s.gamma.val().unsqueeze::<3>(),
             None => y,
         };
         let x = x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1);
@@ -144,10 +307,15 @@ impl Block {
     }
 }
 
+#[derive(Module, Debug)]
+struct PatchEmbed {
+    proj: Conv2d,
+}
+
 /// The DINOv2 backbone.
 #[derive(Module, Debug)]
-pub struct Dinov2 {
-    patch_embed: Conv2d,
+pub struct Dino {
+    patch_embed: PatchEmbed,
     cls_token: Param<Tensor<3>>,
     pos_embed: Param<Tensor<3>>,
     register_tokens: Option<Param<Tensor<3>>>,
@@ -159,21 +327,9 @@ pub struct Dinov2 {
     interpolate_offset: f64,
 }
 
-/// Names of one block's tensors in a layout.
-struct Keys {
-    norm1: String,
-    norm2: String,
-    proj: String,
-    ls1: String,
-    ls2: String,
-    fc1: String,
-    fc2: String,
-}
-
-impl Dinov2 {
+impl Dino {
     /// Reads a backbone from a weight map (either layout), with `heads`
-    /// attention heads when given (else [`default_heads`], or the Hugging
-    /// Face `config.json` beside the weights).
+    /// attention heads when given (see [`DinoConfig::read`]).
     ///
     /// # Errors
     /// [`Error::WrongModel`] when the file is not a DINOv2 checkpoint,
@@ -182,18 +338,19 @@ impl Dinov2 {
         mut w: WeightMap,
         heads: Option<usize>,
         device: &Device,
-    ) -> Result<(Dinov2, Dinov2Config)> {
-        let layout = detect_layout(&w)?;
-        let config = read_config(&w, layout, heads)?;
-        let model = build(&mut w, layout, &config, device)?;
+    ) -> Result<(Dino, DinoConfig)> {
+        to_torch_hub(&mut w)?;
+        let config = DinoConfig::read(&w, heads)?;
+        let model = load_into(config.init(device), &mut w)?;
         Ok((model, config))
     }
 
     /// The layout and architecture of a DINOv2 weight map, without building
-    /// the model.
-    pub fn inspect(w: &WeightMap, heads: Option<usize>) -> Result<(DinoLayout, Dinov2Config)> {
-        let layout = detect_layout(w)?;
-        Ok((layout, read_config(w, layout, heads)?))
+    /// the model; a Hugging Face map is renamed to the torch-hub layout in
+    /// place.
+    pub fn inspect(w: &mut WeightMap, heads: Option<usize>) -> Result<(DinoLayout, DinoConfig)> {
+        let layout = to_torch_hub(w)?;
+        Ok((layout, DinoConfig::read(w, heads)?))
     }
 
     /// Patch tokens of the last block after the final norm, as a feature
@@ -217,7 +374,7 @@ impl Dinov2 {
     /// Patch tokens `[B, H/p * W/p, D]` (register and class tokens dropped).
     pub fn patch_tokens(&self, image: Tensor<4>) -> Tensor<3> {
         let [b, _, h, w] = image.dims();
-        let x = self.patch_embed.forward(image);
+        let x = self.patch_embed.proj.forward(image);
         let [_, d, gh, gw] = x.dims();
         let x = x.reshape([b, d, gh * gw]).swap_dims(1, 2);
         let cls = self.cls_token.val().expand([b, 1, d]);
@@ -279,93 +436,104 @@ impl Dinov2 {
     }
 }
 
-fn detect_layout(w: &WeightMap) -> Result<DinoLayout> {
+/// The layout of a DINOv2 weight map, if it is one.
+pub fn layout(w: &WeightMap) -> Option<DinoLayout> {
     if w.has("patch_embed.proj.weight") {
-        Ok(DinoLayout::TorchHub)
+        Some(DinoLayout::TorchHub)
     } else if w.has("embeddings.patch_embeddings.projection.weight") {
-        Ok(DinoLayout::HuggingFace)
+        Some(DinoLayout::HuggingFace)
     } else {
-        Err(Error::WrongModel {
-            path: w.path().to_path_buf(),
-            message: "not a DINOv2 checkpoint (no patch_embed.proj.weight or embeddings.patch_embeddings.projection.weight); run `dacon weights check` on it".into(),
-        })
+        None
     }
 }
 
-fn read_config(w: &WeightMap, layout: DinoLayout, heads: Option<usize>) -> Result<Dinov2Config> {
-    let (patch_key, pos_key, block_prefix, fc1_key, w12_key, reg_key) = match layout {
-        DinoLayout::TorchHub => (
-            "patch_embed.proj.weight",
-            "pos_embed",
-            "blocks.",
-            "blocks.0.mlp.fc1.weight",
-            "blocks.0.mlp.w12.weight",
-            "register_tokens",
-        ),
-        DinoLayout::HuggingFace => (
-            "embeddings.patch_embeddings.projection.weight",
-            "embeddings.position_embeddings",
-            "encoder.layer.",
-            "encoder.layer.0.mlp.fc1.weight",
-            "encoder.layer.0.mlp.weights_in.weight",
-            "embeddings.register_tokens",
-        ),
+/// Hugging Face names and their torch-hub counterparts, replaced where they
+/// start the key (top-level tensors, blocks) or, after `blocks.N.`, start
+/// the rest.
+const HF_PREFIXES: &[(&str, &str)] = &[
+    (
+        "embeddings.patch_embeddings.projection.",
+        "patch_embed.proj.",
+    ),
+    ("embeddings.cls_token", "cls_token"),
+    ("embeddings.mask_token", "mask_token"),
+    ("embeddings.position_embeddings", "pos_embed"),
+    ("embeddings.register_tokens", "register_tokens"),
+    ("layernorm.", "norm."),
+    ("encoder.layer.", "blocks."),
+];
+const HF_BLOCK_PARTS: &[(&str, &str)] = &[
+    ("attention.attention.qkv.", "attn.qkv."),
+    ("attention.output.dense.", "attn.proj."),
+    ("layer_scale1.lambda1", "ls1.gamma"),
+    ("layer_scale2.lambda1", "ls2.gamma"),
+    ("mlp.weights_in.", "mlp.w12."),
+    ("mlp.weights_out.", "mlp.w3."),
+];
+
+fn hub_name(key: &str) -> String {
+    let Some((hf, hub)) = HF_PREFIXES.iter().find(|(hf, _)| key.starts_with(hf)) else {
+        return key.to_string();
     };
-    let bad = |m: String| Error::WrongModel {
-        path: w.path().to_path_buf(),
-        message: m,
-    };
-    let pe =
-        shape_of(w, patch_key, 4).ok_or_else(|| bad(format!("{patch_key} is not a 4-d tensor")))?;
-    let (embed_dim, patch) = (pe[0], pe[2]);
-    let pos =
-        shape_of(w, pos_key, 3).ok_or_else(|| bad(format!("missing or malformed {pos_key}")))?;
-    let registers = shape_of(w, reg_key, 3).map_or(0, |s| s[1]);
-    let grid = ((pos[1] - 1) as f64).sqrt().round() as usize;
-    if grid * grid + 1 != pos[1] {
-        return Err(bad(format!(
-            "{pos_key} holds {} positions, not 1 + a square",
-            pos[1]
-        )));
+    let rest = &key[hf.len()..];
+    if *hub != "blocks." {
+        return format!("{hub}{rest}");
     }
-    let depth = (0..)
-        .take_while(|i| {
-            w.keys()
-                .any(|k| k.starts_with(&format!("{block_prefix}{i}.")))
-        })
-        .count();
-    if depth == 0 {
-        return Err(bad("no transformer blocks".into()));
-    }
-    let (swiglu, mlp_hidden) = if let Some(s) = shape_of(w, fc1_key, 2) {
-        (false, s[0])
-    } else if let Some(s) = shape_of(w, w12_key, 2) {
-        (true, s[0] / 2)
-    } else {
-        return Err(bad(format!(
-            "no feed-forward weights ({fc1_key} or {w12_key})"
-        )));
+    let (index, part) = rest.split_once('.').unwrap_or((rest, ""));
+    let part = HF_BLOCK_PARTS
+        .iter()
+        .find(|(hf, _)| part.starts_with(hf))
+        .map_or(part.to_string(), |(hf, hub)| {
+            format!("{hub}{}", &part[hf.len()..])
+        });
+    format!("blocks.{index}.{part}")
+}
+
+/// Renames a Hugging Face `Dinov2Model` map to the torch-hub layout in
+/// place, so that the model knows one layout; returns the layout found.
+///
+/// Hugging Face keeps query, key and value apart where the hub model fuses
+/// them as one `[3D, D]` projection (q, k, v stacked).
+///
+/// # Errors
+/// [`Error::WrongModel`] when the map is not a DINOv2 checkpoint;
+/// [`Error::MissingKey`] / [`Error::Shape`] when a block lacks one of
+/// query, key and value or they differ in shape.
+pub fn to_torch_hub(w: &mut WeightMap) -> Result<DinoLayout> {
+    let Some(found) = layout(w) else {
+        return Err(Error::WrongModel {
+            path: w.path().to_path_buf(),
+            message: "not a DINOv2 checkpoint (no patch_embed.proj.weight or embeddings.patch_embeddings.projection.weight); run `dacon weights check` on it".into(),
+        });
     };
-    let num_heads = match heads {
-        Some(h) => h,
-        None => hf_heads(w).unwrap_or_else(|| default_heads(embed_dim)),
-    };
-    if num_heads == 0 || embed_dim % num_heads != 0 {
-        return Err(bad(format!(
-            "{num_heads} heads do not divide width {embed_dim}"
-        )));
+    if found == DinoLayout::TorchHub {
+        return Ok(found);
     }
-    Ok(Dinov2Config {
-        embed_dim,
-        depth,
-        num_heads,
-        mlp_hidden,
-        swiglu,
-        registers,
-        patch,
-        pos_grid: grid,
-        interpolate_offset: 0.1,
-    })
+    let queries: Vec<String> = w
+        .keys()
+        .filter_map(|k| k.strip_suffix(".attention.attention.query.weight"))
+        .map(str::to_owned)
+        .collect();
+    for block in queries {
+        let prefix = format!("{block}.attention.attention");
+        for what in ["weight", "bias"] {
+            let query = format!("{prefix}.query.{what}");
+            let mut shape = w.shape(&query).map(<[usize]>::to_vec).unwrap_or_default();
+            let mut fused = Vec::new();
+            for part in ["query", "key", "value"] {
+                fused.extend(w.take(&format!("{prefix}.{part}.{what}"), &shape)?);
+            }
+            if let Some(rows) = shape.first_mut() {
+                *rows *= 3;
+            }
+            w.insert(
+                format!("{prefix}.qkv.{what}"),
+                RawTensor { shape, data: fused },
+            );
+        }
+    }
+    w.rename_keys(hub_name);
+    Ok(found)
 }
 
 /// `num_attention_heads` of a Hugging Face `config.json` beside the weights.
@@ -375,126 +543,37 @@ fn hf_heads(w: &WeightMap) -> Option<usize> {
     v.get("num_attention_heads")?.as_u64().map(|h| h as usize)
 }
 
-fn build(
-    w: &mut WeightMap,
-    layout: DinoLayout,
-    c: &Dinov2Config,
-    device: &Device,
-) -> Result<Dinov2> {
-    let d = c.embed_dim;
-    let hub = layout == DinoLayout::TorchHub;
-    let (patch_prefix, cls_key, pos_key, reg_key, norm_key) = if hub {
-        (
-            "patch_embed.proj",
-            "cls_token",
-            "pos_embed",
-            "register_tokens",
-            "norm",
-        )
-    } else {
-        (
-            "embeddings.patch_embeddings.projection",
-            "embeddings.cls_token",
-            "embeddings.position_embeddings",
-            "embeddings.register_tokens",
-            "layernorm",
-        )
-    };
-    let patch_embed = conv2d(w, patch_prefix, [d, 3, c.patch], c.patch, 0, device)?;
-    let cls_token = w.param(cls_key, [1, 1, d], device)?;
-    let pos_embed = w.param(pos_key, [1, c.pos_grid * c.pos_grid + 1, d], device)?;
-    let register_tokens = if c.registers > 0 {
-        Some(w.param(reg_key, [1, c.registers, d], device)?)
-    } else {
-        None
-    };
-    let mut blocks = Vec::with_capacity(c.depth);
-    for i in 0..c.depth {
-        let keys = if hub {
-            let p = format!("blocks.{i}");
-            Keys {
-                norm1: format!("{p}.norm1"),
-                norm2: format!("{p}.norm2"),
-                proj: format!("{p}.attn.proj"),
-                ls1: format!("{p}.ls1.gamma"),
-                ls2: format!("{p}.ls2.gamma"),
-                fc1: format!("{p}.mlp.{}", if c.swiglu { "w12" } else { "fc1" }),
-                fc2: format!("{p}.mlp.{}", if c.swiglu { "w3" } else { "fc2" }),
-            }
-        } else {
-            let p = format!("encoder.layer.{i}");
-            Keys {
-                norm1: format!("{p}.norm1"),
-                norm2: format!("{p}.norm2"),
-                proj: format!("{p}.attention.output.dense"),
-                ls1: format!("{p}.layer_scale1.lambda1"),
-                ls2: format!("{p}.layer_scale2.lambda1"),
-                fc1: format!("{p}.mlp.{}", if c.swiglu { "weights_in" } else { "fc1" }),
-                fc2: format!("{p}.mlp.{}", if c.swiglu { "weights_out" } else { "fc2" }),
-            }
-        };
-        let qkv = if hub {
-            linear(w, &format!("blocks.{i}.attn.qkv"), d, 3 * d, device)?
-        } else {
-            fused_qkv(
-                w,
-                &format!("encoder.layer.{i}.attention.attention"),
-                d,
-                device,
-            )?
-        };
-        let ffn_out = if c.swiglu {
-            2 * c.mlp_hidden
-        } else {
-            c.mlp_hidden
-        };
-        let ls = |w: &mut WeightMap, key: &str| -> Result<Option<Param<Tensor<1>>>> {
-            if w.has(key) {
-                Ok(Some(w.param(key, [d], device)?))
-            } else {
-                Ok(None)
-            }
-        };
-        blocks.push(Block {
-            norm1: layer_norm(w, &keys.norm1, d, 1e-6, device)?,
-            attn: Attention {
-                qkv,
-                proj: linear(w, &keys.proj, d, d, device)?,
-                heads: c.num_heads,
-            },
-            ls1: ls(w, &keys.ls1)?,
-            norm2: layer_norm(w, &keys.norm2, d, 1e-6, device)?,
-            mlp: FeedForward {
-                fc1: linear(w, &keys.fc1, d, ffn_out, device)?,
-                fc2: linear(w, &keys.fc2, c.mlp_hidden, d, device)?,
-                swiglu: c.swiglu,
-            },
-            ls2: ls(w, &keys.ls2)?,
-        });
-    }
-    Ok(Dinov2 {
-        patch_embed,
-        cls_token,
-        pos_embed,
-        register_tokens,
-        blocks,
-        norm: layer_norm(w, norm_key, d, 1e-6, device)?,
-        patch: c.patch,
-        interpolate_offset: c.interpolate_offset,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Hugging Face keeps query, key and value apart; the hub model fuses them
-/// as one `[3D, D]` projection (q, k, v stacked).
-fn fused_qkv(w: &mut WeightMap, prefix: &str, d: usize, device: &Device) -> Result<Linear> {
-    let mut weight = Vec::with_capacity(3 * d * d);
-    let mut bias = Vec::with_capacity(3 * d);
-    for part in ["query", "key", "value"] {
-        weight.extend(w.take(&format!("{prefix}.{part}.weight"), &[d, d])?);
-        bias.extend(w.take(&format!("{prefix}.{part}.bias"), &[d])?);
+    #[test]
+    fn hugging_face_names_become_torch_hub_names() {
+        for (hf, hub) in [
+            ("embeddings.cls_token", "cls_token"),
+            ("embeddings.position_embeddings", "pos_embed"),
+            (
+                "embeddings.patch_embeddings.projection.bias",
+                "patch_embed.proj.bias",
+            ),
+            ("encoder.layer.3.norm1.weight", "blocks.3.norm1.weight"),
+            (
+                "encoder.layer.3.attention.attention.qkv.bias",
+                "blocks.3.attn.qkv.bias",
+            ),
+            (
+                "encoder.layer.11.attention.output.dense.weight",
+                "blocks.11.attn.proj.weight",
+            ),
+            ("encoder.layer.0.layer_scale2.lambda1", "blocks.0.ls2.gamma"),
+            ("encoder.layer.0.mlp.fc1.weight", "blocks.0.mlp.fc1.weight"),
+            (
+                "encoder.layer.0.mlp.weights_out.bias",
+                "blocks.0.mlp.w3.bias",
+            ),
+            ("layernorm.weight", "norm.weight"),
+        ] {
+            assert_eq!(hub_name(hf), hub);
+        }
     }
-    Ok(Linear {
-        weight: Param::from_tensor(tensor(weight, [3 * d, d], device).transpose()),
-        bias: Some(Param::from_tensor(tensor(bias, [3 * d], device))),
-    })
 }

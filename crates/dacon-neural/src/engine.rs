@@ -7,9 +7,9 @@ use std::path::Path;
 use burn::tensor::Device;
 use dacon_core::{ColorTable, Confidence, Engine, Frame, Prediction, Reference, Source};
 
-use crate::dino::{Dinov2, Dinov2Config};
+use crate::dino::{Dino, DinoConfig};
 use crate::error::{Error, Result};
-use crate::model::{DaconHead, HeadConfig, Version};
+use crate::head::{DaconHead, HeadConfig, Version};
 use crate::pool::PoolGrid;
 use crate::resize::model_input;
 use crate::weights::{tensor, Values, WeightMap};
@@ -38,10 +38,10 @@ impl Default for EngineConfig {
 /// DACoN with its backbone.
 #[derive(Debug)]
 pub struct DaconEngine {
-    dino: Dinov2,
+    dino: Dino,
     head: DaconHead,
     /// Backbone architecture.
-    pub dino_config: Dinov2Config,
+    pub dino_config: DinoConfig,
     /// Head sizes and version.
     pub head_config: HeadConfig,
     config: EngineConfig,
@@ -106,28 +106,50 @@ impl DaconEngine {
     ) -> Result<Self> {
         let dino_path = dino.path().to_path_buf();
         let ckpt_path = checkpoint.path().to_path_buf();
-        let (dino_model, dino_config) = Dinov2::load(dino, heads, device)?;
+        let (dino_model, dino_config) = Dino::load(dino, heads, device)?;
         let (head, head_config) = DaconHead::load(checkpoint, device)?;
-        let (checkpoint, dino) = (ckpt_path.as_path(), dino_path.as_path());
         if head_config.dino_dim != dino_config.embed_dim {
             return Err(Error::WrongModel {
-                path: checkpoint.to_path_buf(),
+                path: ckpt_path,
                 message: format!(
                     "the checkpoint expects a DINOv2 of width {} but {} has width {}; pass the backbone it was trained with",
                     head_config.dino_dim,
-                    dino.display(),
+                    dino_path.display(),
                     dino_config.embed_dim
                 ),
             });
         }
-        Ok(DaconEngine {
-            dino: dino_model,
+        Ok(Self::new(
+            (dino_model, dino_config),
+            (head, head_config),
+            device,
+        ))
+    }
+
+    /// The engine of a backbone and a head already built (e.g. by their
+    /// configs' `init`, for a model of random weights); `device` is theirs.
+    ///
+    /// # Panics
+    /// If the head expects another DINO width than the backbone has.
+    pub fn new(
+        (dino, dino_config): (Dino, DinoConfig),
+        (head, head_config): (DaconHead, HeadConfig),
+        device: &Device,
+    ) -> Self {
+        assert_eq!(
+            head_config.dino_dim, dino_config.embed_dim,
+            "head_config.dino_dim must be the backbone's width"
+        );
+        crate::keymap::initialize(&dino);
+        crate::keymap::initialize(&head);
+        DaconEngine {
+            dino,
             head,
             dino_config,
             head_config,
             config: EngineConfig::default(),
             device: device.clone(),
-        })
+        }
     }
 
     /// The released variant.

@@ -1,5 +1,11 @@
 //! The DACoN neural engine: a frozen DINOv2 and the DACoN head (U-Net,
 //! MLPs, fusion), on burn.
+//!
+//! Models are built by their configs ([`dino::DinoConfig`],
+//! [`head::HeadConfig`], [`unet::UNetConfig`]) and filled from weight files
+//! ([`weights::WeightMap`]) under the official PyTorch names by
+//! [`keymap::load_into`]; [`DaconEngine`] colours frames and
+//! [`train::Trainer`] fine-tunes the head.
 #![warn(missing_docs)]
 
 pub mod any_engine;
@@ -8,12 +14,11 @@ pub mod describe;
 pub mod dino;
 pub mod engine;
 pub mod error;
-mod layers;
-pub mod model;
+pub mod head;
+pub mod keymap;
 pub mod pool;
 mod pth;
 pub mod resize;
-pub mod synthetic;
 pub mod train;
 pub mod unet;
 pub mod weights;

@@ -16,10 +16,11 @@ use burn::tensor::{Device, Tensor};
 use dacon_core::{ColorTable, LineArt, Rgba, Segmentation};
 
 use crate::cache::{fingerprint, CacheMode, FeatureCache};
-use crate::dino::Dinov2;
-use crate::engine::{similarity, EngineConfig};
+use crate::dino::{Dino, DinoConfig};
+use crate::engine::{similarity, DaconEngine, EngineConfig};
 use crate::error::Result;
-use crate::model::{DaconHead, HeadConfig};
+use crate::head::{DaconHead, HeadConfig};
+use crate::keymap::{for_each_param, load_into, Update};
 use crate::pool::PoolGrid;
 use crate::resize::model_input;
 use crate::weights::{tensor, RawTensor, Values, WeightMap};
@@ -157,21 +158,60 @@ pub struct StepLoss {
 
 type Moments = std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>;
 
+/// One Adam step of PyTorch's `torch.optim.Adam` (no weight decay), in
+/// double precision as the parity vectors were checked, with the moments
+/// stored as float32 under the parameters' official names.
+struct AdamStep<'a> {
+    adam: Adam,
+    moments: &'a mut Moments,
+    /// Bias corrections `1 - beta^t`.
+    corrections: (f64, f64),
+}
+
+impl Update for AdamStep<'_> {
+    fn update(&mut self, name: &str, p: &mut [f32], g: &[f32]) {
+        let Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } = self.adam;
+        let (bc1, bc2) = self.corrections;
+        let (m, v) = self.moments.entry(name.to_string()).or_default();
+        if m.len() != g.len() {
+            *m = vec![0.0; g.len()];
+            *v = vec![0.0; g.len()];
+        }
+        for i in 0..g.len() {
+            let gi = f64::from(g[i]);
+            let mi = beta1 * f64::from(m[i]) + (1.0 - beta1) * gi;
+            let vi = beta2 * f64::from(v[i]) + (1.0 - beta2) * gi * gi;
+            m[i] = mi as f32;
+            v[i] = vi as f32;
+            let update = lr * (mi / bc1) / ((vi / bc2).sqrt() + eps);
+            p[i] = (f64::from(p[i]) - update) as f32;
+        }
+    }
+}
+
 /// A frozen DINOv2 and a trainable head.
 ///
-/// The trainable parameters live in a [`WeightMap`] under their official
-/// names (the checkpoint layout), with Adam's moments beside them; every
-/// step builds the head from it on the autodiff device, so a checkpoint is
-/// just that map, and resuming is exact.
+/// The head is a burn module on the autodiff device, kept from step to step;
+/// Adam visits its parameters through the module tree under their official
+/// names (the checkpoint layout), where its moments are kept too, so a
+/// checkpoint is the head's parameters and the moments, and resuming is
+/// exact.
 #[derive(Debug)]
 pub struct Trainer {
-    dino: Dinov2,
-    /// The head of the current step (on the autodiff device).
+    dino: Dino,
+    dino_config: DinoConfig,
+    /// The head being trained (on the autodiff device).
     pub head: DaconHead,
     /// Its sizes and version.
     pub config: HeadConfig,
-    /// The parameters, official names and PyTorch layouts.
-    pub params: WeightMap,
+    /// Tensors of the initial checkpoint the head has no place for (a
+    /// released file's `dino.*`), saved back unchanged.
+    extra: WeightMap,
     /// Adam's first and second moments per parameter.
     pub moments: Moments,
     /// Optimisation steps taken.
@@ -189,34 +229,59 @@ impl Trainer {
     /// Adam moments under `adam.m.*` / `adam.v.*`) and the backbone; the
     /// head lives on `device.autodiff()`.
     pub fn load(
-        init: WeightMap,
+        mut init: WeightMap,
         dino: WeightMap,
         heads: Option<usize>,
         device: &Device,
     ) -> Result<Self> {
-        let backbone = fingerprint(&dino);
-        let (dino, _) = Dinov2::load(dino, heads, device)?;
-        let train = device.clone().autodiff();
-        let config = DaconHead::inspect(&init)?;
+        let dino = Dino::load(dino, heads, device)?;
+        let config = HeadConfig::read(&init)?;
         let mut params = WeightMap::from_tensors(init.path(), Default::default());
         let mut moments = Moments::new();
-        for k in init.keys() {
-            let shape = init.shape(k).map(<[usize]>::to_vec).unwrap_or_default();
-            let data = init.get(k, &shape)?.data.clone();
+        let keys: Vec<String> = init.keys().map(str::to_owned).collect();
+        for k in keys {
+            let shape = init.shape(&k).map(<[usize]>::to_vec).unwrap_or_default();
+            let data = init.take(&k, &shape)?;
             if let Some(name) = k.strip_prefix("adam.m.") {
                 moments.entry(name.to_string()).or_default().0 = data;
             } else if let Some(name) = k.strip_prefix("adam.v.") {
                 moments.entry(name.to_string()).or_default().1 = data;
             } else {
-                params.insert(k.to_string(), RawTensor { shape, data });
+                params.insert(k, RawTensor { shape, data });
             }
         }
-        let (head, _) = DaconHead::load(params.clone(), &train)?;
+        let train = device.clone().autodiff();
+        let head = load_into(config.init(&train), &mut params)?;
+        Self::assemble(dino, (head, config), params, moments, device)
+    }
+
+    /// A trainer of a backbone and a head already built (e.g. random ones
+    /// from their configs' `init`) on `device`, without Adam moments.
+    pub fn new(
+        dino: (Dino, DinoConfig),
+        (head, config): (DaconHead, HeadConfig),
+        device: &Device,
+    ) -> Result<Self> {
+        // The same path as a checkpoint's parameters take into a trainer.
+        let mut params = crate::keymap::to_weights(&head, "initial head");
+        let head = load_into(config.init(&device.clone().autodiff()), &mut params)?;
+        Self::assemble(dino, (head, config), params, Moments::new(), device)
+    }
+
+    fn assemble(
+        (dino, dino_config): (Dino, DinoConfig),
+        (head, config): (DaconHead, HeadConfig),
+        extra: WeightMap,
+        moments: Moments,
+        device: &Device,
+    ) -> Result<Self> {
+        let backbone = fingerprint(&dino);
         Ok(Trainer {
             dino,
+            dino_config,
             head,
             config,
-            params,
+            extra,
             moments,
             step: 0,
             cache: FeatureCache::new(
@@ -227,8 +292,29 @@ impl Trainer {
             )?,
             sizes: EngineConfig::default(),
             plain: device.clone(),
-            train,
+            train: device.clone().autodiff(),
         })
+    }
+
+    /// The head's parameters under their official names, with the initial
+    /// checkpoint's other tensors: a DACoN checkpoint without the moments.
+    pub fn weights(&self) -> WeightMap {
+        let mut all = self.extra.clone();
+        for_each_param(&self.head, |name, t| all.insert(name, t));
+        all
+    }
+
+    /// An inference engine of the current weights (for validation).
+    ///
+    /// # Errors
+    /// Only if the head's own parameters did not fit its config (a bug).
+    pub fn engine(&self) -> Result<DaconEngine> {
+        let head = load_into(self.config.init(&self.plain), &mut self.weights())?;
+        Ok(DaconEngine::new(
+            (self.dino.clone(), self.dino_config.clone()),
+            (head, self.config.clone()),
+            &self.plain,
+        ))
     }
 
     /// Replaces the feature cache (an empty one of `mode`, same backbone).
@@ -267,29 +353,12 @@ impl Trainer {
         let grads = total.backward();
         self.step += 1;
         let t = self.step as i32;
-        let (bc1, bc2) = (1.0 - adam.beta1.powi(t), 1.0 - adam.beta2.powi(t));
-        let names: Vec<String> = self.params.keys().map(str::to_owned).collect();
-        for name in names {
-            let Some(g) = self.head.param(&name).and_then(|p| p.grad(&grads)) else {
-                continue; // a parameter the loss does not reach
-            };
-            let (m, v) = self.moments.entry(name.clone()).or_default();
-            if m.len() != g.len() {
-                *m = vec![0.0; g.len()];
-                *v = vec![0.0; g.len()];
-            }
-            let p = self.params.get_mut(&name).expect("listed");
-            for i in 0..g.len() {
-                let gi = f64::from(g[i]);
-                let mi = adam.beta1 * f64::from(m[i]) + (1.0 - adam.beta1) * gi;
-                let vi = adam.beta2 * f64::from(v[i]) + (1.0 - adam.beta2) * gi * gi;
-                m[i] = mi as f32;
-                v[i] = vi as f32;
-                let update = adam.lr * (mi / bc1) / ((vi / bc2).sqrt() + adam.eps);
-                p.data[i] = (f64::from(p.data[i]) - update) as f32;
-            }
-        }
-        self.head = DaconHead::load(self.params.clone(), &self.train)?.0;
+        let mut update = AdamStep {
+            adam,
+            moments: &mut self.moments,
+            corrections: (1.0 - adam.beta1.powi(t), 1.0 - adam.beta2.powi(t)),
+        };
+        self.head = crate::keymap::step(self.head.clone(), &grads, &mut update, &self.train);
         Ok(StepLoss {
             loss,
             ce: ce / n,
@@ -307,10 +376,9 @@ impl Trainer {
         path: &std::path::Path,
         mut info: std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
-        let mut all = self.params.clone();
+        let mut all = self.weights();
         for (name, (m, v)) in &self.moments {
-            let shape = self
-                .params
+            let shape = all
                 .shape(name)
                 .map(<[usize]>::to_vec)
                 .unwrap_or_else(|| vec![m.len()]);

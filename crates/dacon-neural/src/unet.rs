@@ -1,35 +1,95 @@
 //! The DACoN U-Net: conv3x3 + InstanceNorm (no affine, eps 1e-5) + ReLU
 //! blocks, 2x2 max-pooling, bilinear x2 upsampling (align_corners=True) with
-//! a conv block, skip concatenation, and a 1x1 output convolution.
+//! a conv block, skip concatenation, and a 1x1 output convolution. Built by
+//! [`UNetConfig::init`]; the head loads its weights.
 
+use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::layers::{conv2d, shape_of};
-use crate::weights::{Values, WeightMap};
+use crate::weights::{shape_of, Values, WeightMap};
 
-/// Widths of a U-Net, read from its weights.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Widths of a U-Net (defaults: the released DACoN);
+/// [`UNetConfig::read`] takes them from a checkpoint.
+#[derive(Config, Debug)]
 pub struct UNetConfig {
     /// Encoder widths (the bottleneck is twice the last).
+    #[config(default = "vec![64, 128, 256, 512]")]
     pub hidden: Vec<usize>,
     /// Output channels (DACoN's feature size).
+    #[config(default = 128)]
     pub output: usize,
 }
 
-#[derive(Module, Debug)]
-struct ConvNorm {
-    conv: Conv2d,
+/// A `k` x `k` convolution, stride 1, padding `padding`, with bias.
+fn conv(c_in: usize, c_out: usize, k: usize, padding: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .init(device)
 }
 
-impl ConvNorm {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(instance_norm(self.conv.forward(x)))
+impl UNetConfig {
+    /// A U-Net with PyTorch's default initialisation (random).
+    pub fn init(&self, device: &Device) -> UNet {
+        let block = |c_in, c_out| ConvBlock {
+            first: conv(c_in, c_out, 3, 1, device),
+            second: conv(c_out, c_out, 3, 1, device),
+        };
+        let mut encoder_blocks = Vec::new();
+        let mut c_in = 3;
+        for &h in &self.hidden {
+            encoder_blocks.push(block(c_in, h));
+            c_in = h;
+        }
+        let bottleneck = block(c_in, 2 * c_in);
+        let mut decoder_up_convs = Vec::new();
+        let mut decoder_conv_blocks = Vec::new();
+        let mut current = 2 * c_in;
+        for &skip in self.hidden.iter().rev() {
+            decoder_up_convs.push(UpConv {
+                conv: conv(current, skip, 3, 1, device),
+            });
+            decoder_conv_blocks.push(block(2 * skip, skip));
+            current = skip;
+        }
+        UNet {
+            encoder_blocks,
+            bottleneck,
+            decoder_up_convs,
+            decoder_conv_blocks,
+            final_conv: conv(current, self.output, 1, 0, device),
+        }
+    }
+
+    /// Widths from the `unet.*` tensors of a DACoN checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::WrongModel`] when the tensors do not form a U-Net.
+    pub fn read(w: &WeightMap) -> Result<UNetConfig> {
+        let mut hidden = Vec::new();
+        while let Some(s) = shape_of(
+            w,
+            &format!("unet.encoder_blocks.{}.conv.0.weight", hidden.len()),
+            4,
+        ) {
+            hidden.push(s[0]);
+        }
+        let output = shape_of(w, "unet.final_conv.weight", 4).map(|s| s[0]);
+        match (hidden.is_empty(), output) {
+            (false, Some(output)) => Ok(UNetConfig { hidden, output }),
+            _ => Err(Error::WrongModel {
+                path: w.path().to_path_buf(),
+                message: "not a DACoN checkpoint: no unet.encoder_blocks.0.conv.0.weight or unet.final_conv.weight".into(),
+            }),
+        }
     }
 }
 
@@ -77,181 +137,68 @@ fn instance_norm_exact(x: Tensor<4>) -> Tensor<4> {
     (x - mean) * inv
 }
 
+/// Two conv3x3 + InstanceNorm + ReLU (entries 0 and 3 of the official
+/// `nn.Sequential`).
 #[derive(Module, Debug)]
 struct ConvBlock {
-    first: ConvNorm,
-    second: ConvNorm,
+    first: Conv2d,
+    second: Conv2d,
+}
+
+/// `conv -> InstanceNorm -> ReLU`.
+fn conv_norm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    relu(instance_norm(conv.forward(x)))
 }
 
 impl ConvBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.second.forward(self.first.forward(x))
+        conv_norm(&self.second, conv_norm(&self.first, x))
     }
+}
+
+/// The convolution after upsampling (entry 1 of the official
+/// `nn.Sequential`, after `nn.Upsample`).
+#[derive(Module, Debug)]
+struct UpConv {
+    conv: Conv2d,
 }
 
 /// The U-Net.
 #[derive(Module, Debug)]
 pub struct UNet {
-    encoder: Vec<ConvBlock>,
+    encoder_blocks: Vec<ConvBlock>,
     bottleneck: ConvBlock,
-    up: Vec<ConvNorm>,
-    decoder: Vec<ConvBlock>,
+    decoder_up_convs: Vec<UpConv>,
+    decoder_conv_blocks: Vec<ConvBlock>,
     final_conv: Conv2d,
 }
 
-fn conv_norm(
-    w: &mut WeightMap,
-    prefix: &str,
-    c_in: usize,
-    c_out: usize,
-    device: &Device,
-) -> Result<ConvNorm> {
-    Ok(ConvNorm {
-        conv: conv2d(w, prefix, [c_out, c_in, 3], 1, 1, device)?,
-    })
-}
-
-fn conv_block(
-    w: &mut WeightMap,
-    prefix: &str,
-    c_in: usize,
-    c_out: usize,
-    device: &Device,
-) -> Result<ConvBlock> {
-    Ok(ConvBlock {
-        first: conv_norm(w, &format!("{prefix}.conv.0"), c_in, c_out, device)?,
-        second: conv_norm(w, &format!("{prefix}.conv.3"), c_out, c_out, device)?,
-    })
-}
-
 impl UNet {
-    /// Widths from the `unet.*` tensors of a DACoN checkpoint.
-    ///
-    /// # Errors
-    /// [`Error::WrongModel`] when the tensors do not form a U-Net.
-    pub fn read_config(w: &WeightMap) -> Result<UNetConfig> {
-        let mut hidden = Vec::new();
-        while let Some(s) = shape_of(
-            w,
-            &format!("unet.encoder_blocks.{}.conv.0.weight", hidden.len()),
-            4,
-        ) {
-            hidden.push(s[0]);
-        }
-        let output = shape_of(w, "unet.final_conv.weight", 4).map(|s| s[0]);
-        match (hidden.is_empty(), output) {
-            (false, Some(output)) => Ok(UNetConfig { hidden, output }),
-            _ => Err(Error::WrongModel {
-                path: w.path().to_path_buf(),
-                message: "not a DACoN checkpoint: no unet.encoder_blocks.0.conv.0.weight or unet.final_conv.weight".into(),
-            }),
-        }
-    }
-
-    /// Builds the U-Net from `unet.*` tensors.
-    pub fn load(w: &mut WeightMap, c: &UNetConfig, device: &Device) -> Result<UNet> {
-        let mut encoder = Vec::new();
-        let mut c_in = 3;
-        for (i, &h) in c.hidden.iter().enumerate() {
-            encoder.push(conv_block(
-                w,
-                &format!("unet.encoder_blocks.{i}"),
-                c_in,
-                h,
-                device,
-            )?);
-            c_in = h;
-        }
-        let top = *c.hidden.last().expect("at least one level");
-        let bottleneck = conv_block(w, "unet.bottleneck", top, 2 * top, device)?;
-        let mut up = Vec::new();
-        let mut decoder = Vec::new();
-        let mut current = 2 * top;
-        for (i, &skip) in c.hidden.iter().rev().enumerate() {
-            up.push(conv_norm(
-                w,
-                &format!("unet.decoder_up_convs.{i}.up.1"),
-                current,
-                skip,
-                device,
-            )?);
-            decoder.push(conv_block(
-                w,
-                &format!("unet.decoder_conv_blocks.{i}"),
-                2 * skip,
-                skip,
-                device,
-            )?);
-            current = skip;
-        }
-        let final_conv = conv2d(w, "unet.final_conv", [c.output, current, 1], 1, 0, device)?;
-        Ok(UNet {
-            encoder,
-            bottleneck,
-            up,
-            decoder,
-            final_conv,
-        })
-    }
-
-    /// A convolution parameter by its official name under `unet.`.
-    pub fn param(&self, name: &str) -> Option<crate::model::ParamRef> {
-        use crate::model::ParamRef;
-        let parts: Vec<&str> = name.split('.').collect();
-        let conv = match parts.as_slice() {
-            ["final_conv", _] => &self.final_conv,
-            ["bottleneck", "conv", i, _] => pick(&self.bottleneck, i)?,
-            ["encoder_blocks", b, "conv", i, _] => {
-                pick(self.encoder.get(b.parse::<usize>().ok()?)?, i)?
-            }
-            ["decoder_conv_blocks", b, "conv", i, _] => {
-                pick(self.decoder.get(b.parse::<usize>().ok()?)?, i)?
-            }
-            ["decoder_up_convs", b, "up", "1", _] => &self.up.get(b.parse::<usize>().ok()?)?.conv,
-            _ => return None,
-        };
-        match *parts.last()? {
-            "weight" => Some(ParamRef::Conv(conv.weight.val())),
-            "bias" => conv.bias.as_ref().map(|b| ParamRef::Bias(b.val())),
-            _ => None,
-        }
-    }
-
     /// # Shapes
     /// - x: `[B, 3, H, W]` (H, W divisible by 2^levels)
     /// - output: `[B, output, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut skips = Vec::with_capacity(self.encoder_blocks.len());
         let mut x = x;
-        for block in &self.encoder {
+        for block in &self.encoder_blocks {
             let y = block.forward(x);
             skips.push(y.clone());
             x = max_pool2d(y, MaxPoolOptions::new([2, 2]));
         }
         x = self.bottleneck.forward(x);
         for ((up, dec), skip) in self
-            .up
+            .decoder_up_convs
             .iter()
-            .zip(&self.decoder)
+            .zip(&self.decoder_conv_blocks)
             .zip(skips.into_iter().rev())
         {
             let [_, _, h, w] = x.dims();
             let mut opts = InterpolateOptions::new(InterpolateMode::Bilinear);
             opts.align_corners = true;
             opts.output_size = Some([2 * h, 2 * w]);
-            let y = up.forward(interpolate(x, opts));
+            let y = conv_norm(&up.conv, interpolate(x, opts));
             x = dec.forward(Tensor::cat(vec![skip, y], 1));
         }
         self.final_conv.forward(x)
-    }
-}
-
-/// The first (`0`) or second (`3`) convolution of a block, by its index in
-/// the official `nn.Sequential`.
-fn pick<'a>(block: &'a ConvBlock, index: &str) -> Option<&'a Conv2d> {
-    match index {
-        "0" => Some(&block.first.conv),
-        "3" => Some(&block.second.conv),
-        _ => None,
     }
 }

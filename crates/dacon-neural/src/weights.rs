@@ -1,12 +1,11 @@
 //! Reading weight files: PyTorch `.pth` (no pickle code is executed: ZIP
 //! checkpoints go through our bounded reader in `pth.rs`, legacy ones
 //! through burn's, both parsing the pickle as data) and safetensors, into named f32
-//! tensors that the model builders take by name with shape checks.
+//! tensors that [`crate::keymap::load_into`] puts into modules with shape checks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
 use burn::store::pytorch_reader::{DType, PytorchReader};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -129,6 +128,12 @@ impl WeightMap {
         Ok(meta.metadata().clone().unwrap_or_default())
     }
 
+    /// Renames every tensor `k` to `rename(k)`, without copying values.
+    pub fn rename_keys(&mut self, rename: impl Fn(&str) -> String) {
+        let tensors = std::mem::take(&mut self.tensors);
+        self.tensors = tensors.into_iter().map(|(k, t)| (rename(&k), t)).collect();
+    }
+
     /// Mutable access to a tensor (conversions, perturbation checks).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut RawTensor> {
         self.tensors.get_mut(key)
@@ -185,40 +190,13 @@ impl WeightMap {
         self.get(key, expected)?;
         Ok(self.tensors.remove(key).map(|t| t.data).unwrap_or_default())
     }
+}
 
-    /// A tensor of rank `D` from `key` with shape `expected`.
-    pub fn tensor<const D: usize>(
-        &mut self,
-        key: &str,
-        expected: [usize; D],
-        device: &Device,
-    ) -> Result<Tensor<D>> {
-        let data = self.take(key, &expected)?;
-        Ok(tensor(data, expected, device))
-    }
-
-    /// A parameter of rank `D` from `key` with shape `expected`.
-    pub fn param<const D: usize>(
-        &mut self,
-        key: &str,
-        expected: [usize; D],
-        device: &Device,
-    ) -> Result<Param<Tensor<D>>> {
-        Ok(Param::from_tensor(self.tensor(key, expected, device)?))
-    }
-
-    /// A `[out, in]` PyTorch linear weight as burn's `[in, out]` parameter.
-    pub fn linear_weight(
-        &mut self,
-        key: &str,
-        d_in: usize,
-        d_out: usize,
-        device: &Device,
-    ) -> Result<Param<Tensor<2>>> {
-        Ok(Param::from_tensor(
-            self.tensor(key, [d_out, d_in], device)?.transpose(),
-        ))
-    }
+/// The shape of `key` if it exists with rank `rank`.
+pub fn shape_of(w: &WeightMap, key: &str, rank: usize) -> Option<Vec<usize>> {
+    w.shape(key)
+        .filter(|s| s.len() == rank)
+        .map(<[usize]>::to_vec)
 }
 
 /// A tensor on `device` from row-major values.

@@ -6,7 +6,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use dacon_neural::dino::Dinov2;
+use dacon_neural::dino::Dino;
 use dacon_neural::weights::{tensor, WeightMap};
 
 use common::{max_abs_diff, vectors, Expected};
@@ -17,8 +17,7 @@ fn run(weights: &str, case: &str) {
     let Some(v) = vectors() else { return };
     let e = Expected::open(&v);
     let device = Device::default();
-    let (model, _) =
-        Dinov2::load(WeightMap::open(&v.join(weights)).unwrap(), None, &device).unwrap();
+    let (model, _) = Dino::load(WeightMap::open(&v.join(weights)).unwrap(), None, &device).unwrap();
     let (shape, input) = e.get(&format!("dino.{case}.input"));
     let input: Vec<f32> = input.iter().map(|&x| x as f32).collect();
     let x: Tensor<4> = tensor(input, [shape[0], shape[1], shape[2], shape[3]], &device);

@@ -4,13 +4,14 @@
 //! shapes, determinism, finite losses and gradients, and that a frame
 //! matched against itself as its own reference gets its own colours.
 
-use std::collections::BTreeMap;
-
 use burn::tensor::Device;
-use dacon_core::rng::Rng;
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
+use dacon_neural::dino::{Dino, DinoConfig};
+use dacon_neural::head::{DaconHead, HeadConfig, Version};
+use dacon_neural::keymap::to_weights;
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
-use dacon_neural::weights::{RawTensor, WeightMap};
+use dacon_neural::unet::UNetConfig;
+use dacon_neural::weights::{RawTensor, Values, WeightMap};
 use dacon_neural::DaconEngine;
 
 /// DINO width, depth, heads and position grid (interpolated to 37x37).
@@ -22,102 +23,38 @@ const GRID: usize = 4;
 const HIDDEN: [usize; 2] = [4, 8];
 const FEATS: usize = 8;
 
-struct Weights {
-    rng: Rng,
-    map: BTreeMap<String, RawTensor>,
-}
-
-impl Weights {
-    fn new(seed: u64) -> Self {
-        Weights {
-            rng: Rng::new(seed),
-            map: BTreeMap::new(),
-        }
-    }
-
-    fn put(&mut self, key: &str, shape: &[usize], scale: f64) {
-        let n = shape.iter().product();
-        let data = (0..n)
-            .map(|_| self.rng.range(-scale, scale) as f32)
-            .collect();
-        self.map.insert(
-            key.to_string(),
-            RawTensor {
-                shape: shape.to_vec(),
-                data,
-            },
-        );
-    }
-
-    fn linear(&mut self, key: &str, d_out: usize, d_in: usize) {
-        let s = 1.0 / (d_in as f64).sqrt();
-        self.put(&format!("{key}.weight"), &[d_out, d_in], s);
-        self.put(&format!("{key}.bias"), &[d_out], s);
-    }
-
-    fn conv(&mut self, key: &str, d_out: usize, d_in: usize, k: usize) {
-        let s = 1.0 / ((d_in * k * k) as f64).sqrt();
-        self.put(&format!("{key}.weight"), &[d_out, d_in, k, k], s);
-        self.put(&format!("{key}.bias"), &[d_out], s);
-    }
-
-    fn done(self, name: &str) -> WeightMap {
-        WeightMap::from_tensors(name, self.map)
-    }
-}
-
 /// A torch-hub-layout DINOv2 (patch 14, GELU MLP, LayerScale).
-fn tiny_dino() -> WeightMap {
-    let mut w = Weights::new(1);
-    let d = DIM;
-    w.put("cls_token", &[1, 1, d], 0.5);
-    w.put("pos_embed", &[1, GRID * GRID + 1, d], 0.5);
-    w.conv("patch_embed.proj", d, 3, 14);
-    for i in 0..DEPTH {
-        let p = format!("blocks.{i}");
-        for n in ["norm1", "norm2"] {
-            w.put(&format!("{p}.{n}.weight"), &[d], 1.0);
-            w.put(&format!("{p}.{n}.bias"), &[d], 0.1);
-        }
-        w.linear(&format!("{p}.attn.qkv"), 3 * d, d);
-        w.linear(&format!("{p}.attn.proj"), d, d);
-        w.put(&format!("{p}.ls1.gamma"), &[d], 0.5);
-        w.put(&format!("{p}.ls2.gamma"), &[d], 0.5);
-        w.linear(&format!("{p}.mlp.fc1"), 4 * d, d);
-        w.linear(&format!("{p}.mlp.fc2"), d, 4 * d);
-    }
-    w.put("norm.weight", &[d], 1.0);
-    w.put("norm.bias", &[d], 0.1);
-    w.done("tiny-dino")
+fn tiny_dino() -> DinoConfig {
+    DinoConfig::new()
+        .with_embed_dim(DIM)
+        .with_depth(DEPTH)
+        .with_num_heads(HEADS)
+        .with_mlp_hidden(4 * DIM)
+        .with_pos_grid(GRID)
 }
 
-/// A DACoN v1.1 head (v1.0 adds the fusion MLP) for [`tiny_dino`].
-fn tiny_head(v1_0: bool) -> WeightMap {
-    let mut w = Weights::new(2);
-    let mut c_in = 3;
-    for (i, &h) in HIDDEN.iter().enumerate() {
-        w.conv(&format!("unet.encoder_blocks.{i}.conv.0"), h, c_in, 3);
-        w.conv(&format!("unet.encoder_blocks.{i}.conv.3"), h, h, 3);
-        c_in = h;
-    }
-    let top = 2 * HIDDEN[HIDDEN.len() - 1];
-    w.conv("unet.bottleneck.conv.0", top, c_in, 3);
-    w.conv("unet.bottleneck.conv.3", top, top, 3);
-    let mut cur = top;
-    for (i, &h) in HIDDEN.iter().rev().enumerate() {
-        w.conv(&format!("unet.decoder_up_convs.{i}.up.1"), h, cur, 3);
-        w.conv(&format!("unet.decoder_conv_blocks.{i}.conv.0"), h, 2 * h, 3);
-        w.conv(&format!("unet.decoder_conv_blocks.{i}.conv.3"), h, h, 3);
-        cur = h;
-    }
-    w.conv("unet.final_conv", FEATS, HIDDEN[0], 1);
-    w.linear("dino_mlp.fc1", 4 * FEATS, DIM);
-    w.linear("dino_mlp.fc2", FEATS, 4 * FEATS);
-    if v1_0 {
-        w.linear("dino_unet_mlp.fc1", 4 * FEATS, 2 * FEATS);
-        w.linear("dino_unet_mlp.fc2", FEATS, 4 * FEATS);
-    }
-    w.done("tiny-head")
+/// A DACoN head of `version` for [`tiny_dino`].
+fn tiny_head(version: Version) -> HeadConfig {
+    HeadConfig::new()
+        .with_version(version)
+        .with_dino_dim(DIM)
+        .with_dino_hidden(4 * FEATS)
+        .with_fusion_hidden(4 * FEATS)
+        .with_unet(
+            UNetConfig::new()
+                .with_hidden(HIDDEN.to_vec())
+                .with_output(FEATS),
+        )
+}
+
+/// Random weights of both models, as files of the official layouts hold
+/// them.
+fn tiny_weights(version: Version) -> (WeightMap, WeightMap) {
+    let device = Device::default();
+    (
+        to_weights(&tiny_head(version).init(&device), "tiny-head"),
+        to_weights(&tiny_dino().init(&device), "tiny-dino"),
+    )
 }
 
 /// Line art of regions of different sizes and places (a frame, a line
@@ -161,11 +98,12 @@ fn drawing() -> (Frame, ColorTable) {
 #[test]
 fn engine_on_tiny_random_weights() {
     let device = Device::default();
-    for v1_0 in [false, true] {
-        let engine =
-            DaconEngine::from_weights(tiny_head(v1_0), tiny_dino(), Some(HEADS), &device).unwrap();
+    for version in [Version::V1_1, Version::V1_0] {
+        let (head, dino) = tiny_weights(version);
+        let engine = DaconEngine::from_weights(head, dino, Some(HEADS), &device).unwrap();
         assert_eq!(engine.dino_config.embed_dim, DIM);
-        assert_eq!(engine.head_config.feats_dim, FEATS);
+        assert_eq!(engine.head_config.feats_dim(), FEATS);
+        assert_eq!(engine.version(), version);
         let (frame, colors) = drawing();
         let segments = frame.seg.count() as usize;
         assert!(segments >= 5, "the drawing has {segments} segments");
@@ -194,7 +132,7 @@ fn engine_on_tiny_random_weights() {
             colors: &colors,
         }];
         let p = engine.predict(&refs, &f).unwrap();
-        assert_eq!(p.colors, colors, "v1_0 = {v1_0}");
+        assert_eq!(p.colors, colors, "{version}");
         for (i, c) in p.confidence.iter().enumerate() {
             assert_eq!(c.source.unwrap().segment, i as u32 + 1);
             assert!((c.similarity - 1.0).abs() < 1e-4, "{}", c.similarity);
@@ -205,57 +143,191 @@ fn engine_on_tiny_random_weights() {
 }
 
 #[test]
-fn one_training_step_on_tiny_random_weights() {
+fn training_steps_on_tiny_random_weights() {
     let device = Device::default();
-    let mut trainer = Trainer::load(tiny_head(false), tiny_dino(), Some(HEADS), &device).unwrap();
+    let (dino, head) = (tiny_dino(), tiny_head(Version::V1_1));
+    let mut trainer = Trainer::new(
+        (dino.init(&device), dino),
+        (head.init(&device), head),
+        &device,
+    )
+    .unwrap();
     let (frame, colors) = drawing();
     let (frame2, _) = drawing();
     let tf = TrainFrame::new(frame.art, &frame.seg, colors.clone());
     let tf2 = TrainFrame::new(frame2.art, &frame2.seg, colors);
-    let before = trainer.params.clone();
-    let loss = trainer.train_step(&[(&tf, &tf2)], Adam::new(1e-3)).unwrap();
-    assert!(
-        loss.loss.is_finite() && loss.ce.is_finite() && loss.l1.is_finite(),
-        "{loss:?}"
-    );
-    assert!(loss.loss > 0.0);
-    assert_eq!(trainer.step, 1);
-    // Gradients reached every parameter, finite: after Adam's first step
-    // (which moves each by about lr where its gradient is non-zero) every
-    // tensor is finite and moments exist for each.
-    let mut moved = 0;
-    for k in before.keys() {
-        let shape = before.shape(k).unwrap().to_vec();
-        let old = &before.get(k, &shape).unwrap().data;
-        let new = &trainer.params.get(k, &shape).unwrap().data;
-        assert!(new.iter().all(|v| v.is_finite()), "{k}");
-        let (m, v) = &trainer.moments[k];
-        assert!(m.iter().chain(v).all(|x| x.is_finite()), "{k}");
+    let mut before = trainer.weights();
+    // The head stays trainable from step to step: the second step moves
+    // every parameter again.
+    for step in 1..=2 {
+        let loss = trainer.train_step(&[(&tf, &tf2)], Adam::new(1e-3)).unwrap();
         assert!(
-            old.iter().zip(new).all(|(a, b)| (a - b).abs() <= 1.1e-3),
-            "{k}"
+            loss.loss.is_finite() && loss.ce.is_finite() && loss.l1.is_finite(),
+            "{loss:?}"
         );
-        moved += usize::from(old != new);
+        assert!(loss.loss > 0.0);
+        assert_eq!(trainer.step, step);
+        // Gradients reached every parameter, finite: after an Adam step
+        // (which moves each by about lr where its gradient is non-zero)
+        // every tensor is finite and moments exist for each.
+        let after = trainer.weights();
+        let mut moved = 0;
+        for k in before.keys() {
+            let shape = before.shape(k).unwrap().to_vec();
+            let old = &before.get(k, &shape).unwrap().data;
+            let new = &after.get(k, &shape).unwrap().data;
+            assert!(new.iter().all(|v| v.is_finite()), "{k}");
+            let (m, v) = &trainer.moments[k];
+            assert!(m.iter().chain(v).all(|x| x.is_finite()), "{k}");
+            assert!(
+                old.iter().zip(new).all(|(a, b)| (a - b).abs() <= 1.1e-3),
+                "{k}"
+            );
+            moved += usize::from(old != new);
+        }
+        assert_eq!(
+            moved,
+            before.keys().count(),
+            "step {step}: some parameters did not move"
+        );
+        before = after;
     }
-    assert_eq!(moved, before.keys().count(), "some parameters did not move");
 }
 
 #[test]
 fn training_is_deterministic() {
     let device = Device::default();
+    let (head, dino) = tiny_weights(Version::V1_0);
     let run = || {
-        let mut t = Trainer::load(tiny_head(true), tiny_dino(), Some(HEADS), &device).unwrap();
+        let mut t = Trainer::load(head.clone(), dino.clone(), Some(HEADS), &device).unwrap();
         let (frame, colors) = drawing();
         let tf = TrainFrame::new(frame.art, &frame.seg, colors);
         let l = t.train_step(&[(&tf, &tf)], Adam::new(1e-2)).unwrap();
+        let w = t.weights();
         (
             l.loss,
-            t.params
-                .get("dino_mlp.fc1.weight", &[4 * FEATS, DIM])
+            w.get("dino_mlp.fc1.weight", &[4 * FEATS, DIM])
                 .unwrap()
                 .data
                 .clone(),
         )
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn weights_carry_the_official_names_and_load_back_unchanged() {
+    let device = Device::default();
+    let (head, dino) = tiny_weights(Version::V1_0);
+    for (key, shape) in [
+        ("unet.encoder_blocks.1.conv.3.weight", vec![8, 8, 3, 3]),
+        ("unet.bottleneck.conv.0.bias", vec![16]),
+        ("unet.decoder_up_convs.0.up.1.weight", vec![8, 16, 3, 3]),
+        ("unet.decoder_conv_blocks.1.conv.0.weight", vec![4, 8, 3, 3]),
+        ("unet.final_conv.weight", vec![FEATS, 4, 1, 1]),
+        ("dino_mlp.fc1.weight", vec![4 * FEATS, DIM]),
+        ("dino_unet_mlp.fc2.bias", vec![FEATS]),
+    ] {
+        assert_eq!(head.shape(key), Some(shape.as_slice()), "{key}");
+    }
+    assert_eq!(head.keys().count(), 2 * (2 * 2 + 2 + 3 * 2 + 1) + 2 * 4);
+    for (key, shape) in [
+        ("patch_embed.proj.weight", vec![DIM, 3, 14, 14]),
+        ("pos_embed", vec![1, GRID * GRID + 1, DIM]),
+        ("blocks.1.attn.qkv.weight", vec![3 * DIM, DIM]),
+        ("blocks.0.ls2.gamma", vec![DIM]),
+        ("blocks.1.mlp.fc2.weight", vec![DIM, 4 * DIM]),
+        ("blocks.0.norm1.bias", vec![DIM]),
+        ("norm.weight", vec![DIM]),
+    ] {
+        assert_eq!(dino.shape(key), Some(shape.as_slice()), "{key}");
+    }
+    // Loading into a fresh module and saving again gives the same tensors.
+    let (reloaded, config) = DaconHead::load(head.clone(), &device).unwrap();
+    assert_eq!(config.version, Version::V1_0);
+    let again = to_weights(&reloaded, "again");
+    assert!(head.keys().eq(again.keys()));
+    for k in head.keys() {
+        let shape = head.shape(k).unwrap().to_vec();
+        assert_eq!(
+            head.get(k, &shape).unwrap().data,
+            again.get(k, &shape).unwrap().data,
+            "{k}"
+        );
+    }
+    // A tensor of another shape is an error naming the key.
+    let mut bad = head;
+    bad.get_mut("dino_mlp.fc2.weight").unwrap().shape = vec![FEATS, 4 * FEATS + 1];
+    let e = DaconHead::load(bad, &device).unwrap_err().to_string();
+    assert!(e.contains("dino_mlp.fc2.weight"), "{e}");
+}
+
+/// The torch-hub map `hub` in the Hugging Face `Dinov2Model` layout.
+fn hugging_face(hub: &WeightMap) -> WeightMap {
+    let mut out = std::collections::BTreeMap::new();
+    for k in hub.keys() {
+        let shape = hub.shape(k).unwrap().to_vec();
+        let t = hub.get(k, &shape).unwrap().clone();
+        let renamed = match k {
+            "cls_token" => "embeddings.cls_token".to_string(),
+            "pos_embed" => "embeddings.position_embeddings".to_string(),
+            _ if k.starts_with("patch_embed.proj.") => k.replace(
+                "patch_embed.proj.",
+                "embeddings.patch_embeddings.projection.",
+            ),
+            _ if k.starts_with("norm.") => k.replace("norm.", "layernorm."),
+            _ => k
+                .replace("blocks.", "encoder.layer.")
+                .replace("attn.proj.", "attention.output.dense.")
+                .replace("ls1.gamma", "layer_scale1.lambda1")
+                .replace("ls2.gamma", "layer_scale2.lambda1"),
+        };
+        if let Some(prefix) = renamed.strip_suffix(".attn.qkv.weight") {
+            for (i, part) in ["query", "key", "value"].into_iter().enumerate() {
+                let rows = t.shape[0] / 3;
+                let n = rows * t.shape[1];
+                out.insert(
+                    format!("{prefix}.attention.attention.{part}.weight"),
+                    RawTensor {
+                        shape: vec![rows, t.shape[1]],
+                        data: t.data[i * n..(i + 1) * n].to_vec(),
+                    },
+                );
+            }
+        } else if let Some(prefix) = renamed.strip_suffix(".attn.qkv.bias") {
+            for (i, part) in ["query", "key", "value"].into_iter().enumerate() {
+                let n = t.shape[0] / 3;
+                out.insert(
+                    format!("{prefix}.attention.attention.{part}.bias"),
+                    RawTensor {
+                        shape: vec![n],
+                        data: t.data[i * n..(i + 1) * n].to_vec(),
+                    },
+                );
+            }
+        } else {
+            out.insert(renamed, t);
+        }
+    }
+    WeightMap::from_tensors("hf", out)
+}
+
+#[test]
+fn both_dino_layouts_give_the_same_model() {
+    let device = Device::default();
+    let (_, hub) = tiny_weights(Version::V1_1);
+    let hf = hugging_face(&hub);
+    assert!(hf.has("encoder.layer.1.attention.attention.value.bias"));
+    let (a, ca) = Dino::load(hub, Some(HEADS), &device).unwrap();
+    let (b, cb) = Dino::load(hf, Some(HEADS), &device).unwrap();
+    assert_eq!(ca.to_string(), cb.to_string());
+    assert!(ca.layer_scale);
+    let x = burn::tensor::Tensor::<4>::random(
+        [1, 3, 56, 42],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let (ya, yb) = (a.forward(x.clone()), b.forward(x));
+    assert_eq!(ya.dims(), [DIM, 4, 3]);
+    assert_eq!(ya.values(), yb.values());
 }

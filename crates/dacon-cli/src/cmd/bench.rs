@@ -6,6 +6,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use dacon_core::imageio::read_picture;
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, RenderOptions, Segmentation};
+use dacon_neural::dino::{default_heads, DinoConfig};
+use dacon_neural::head::{HeadConfig, Version};
 use dacon_neural::{AnyEngine, DaconEngine};
 use dacon_synth::voronoi_frame;
 use image::codecs::png::PngEncoder;
@@ -34,9 +36,9 @@ pub struct BenchArgs {
     /// Random weights of a released shape instead of --checkpoint/--dino.
     #[arg(long, value_enum, conflicts_with_all = ["checkpoint", "dino"])]
     pub synthetic_model: Option<SyntheticModel>,
-    /// DACoN version of the synthetic checkpoint.
-    #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
-    pub dacon_version: VersionArg,
+    /// DACoN version of the synthetic checkpoint: v1_0 or v1_1.
+    #[arg(long = "dacon-version", default_value_t = Version::V1_1)]
+    pub dacon_version: Version,
     /// Runs per stage (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
@@ -70,28 +72,31 @@ impl SyntheticModel {
             SyntheticModel::Vitl14 => (1024, 24),
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum VersionArg {
-    /// DACoN v1.0.
-    #[value(name = "v1_0")]
-    V1_0,
-    /// DACoN v1.1.
-    #[value(name = "v1_1")]
-    V1_1,
+    /// The released backbone of this shape (GELU MLP of 4x the width,
+    /// LayerScale, 518 px grid) and a head of `version` for it.
+    pub fn configs(self, version: Version) -> (DinoConfig, HeadConfig) {
+        let (dim, depth) = self.shape();
+        let dino = DinoConfig::new()
+            .with_embed_dim(dim)
+            .with_depth(depth)
+            .with_num_heads(default_heads(dim))
+            .with_mlp_hidden(4 * dim);
+        let head = HeadConfig::new().with_version(version).with_dino_dim(dim);
+        (dino, head)
+    }
 }
 
 /// An engine with random weights of a released shape.
-fn synthetic_engine(model: SyntheticModel, version: VersionArg) -> Result<AnyEngine> {
-    let (dim, depth) = model.shape();
-    let engine = DaconEngine::from_weights(
-        dacon_neural::synthetic::dacon(dim, version == VersionArg::V1_0),
-        dacon_neural::synthetic::dino(dim, depth),
-        None,
-        &dacon_neural::Device::default(),
-    )?;
-    Ok(AnyEngine::Dacon(Box::new(engine)))
+fn synthetic_engine(model: SyntheticModel, version: Version) -> AnyEngine {
+    let device = dacon_neural::Device::default();
+    let (dino, head) = model.configs(version);
+    let engine = DaconEngine::new(
+        (dino.init(&device), dino),
+        (head.init(&device), head),
+        &device,
+    );
+    AnyEngine::Dacon(Box::new(engine))
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -100,7 +105,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return pool.install(|| crate::cmd::bench_train::run(args));
     }
     let engine = match args.synthetic_model {
-        Some(m) => synthetic_engine(m, args.dacon_version)?,
+        Some(m) => synthetic_engine(m, args.dacon_version),
         None => args.engine.load()?,
     };
     // The frame as PNG bytes, so reading is measured too.

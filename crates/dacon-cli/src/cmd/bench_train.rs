@@ -10,7 +10,7 @@ use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
 use dacon_synth::voronoi_frame;
 
-use super::bench::{peak_rss_mib, time, BenchArgs, VersionArg};
+use super::bench::{peak_rss_mib, time, BenchArgs};
 
 /// Pairs of distinct frames of a three-frame clip (offsets +-1, +-2 wrapped),
 /// every frame a source and a target. Offset-0 pairs, which the sampler also
@@ -19,13 +19,16 @@ use super::bench::{peak_rss_mib, time, BenchArgs, VersionArg};
 const PAIRS: [(usize, usize); 6] = [(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)];
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let (init, dino, what) = match (args.synthetic_model, &args.engine) {
+    let device = dacon_neural::Device::default();
+    let (trainer, what) = match (args.synthetic_model, &args.engine) {
         (Some(m), _) => {
-            let (dim, depth) = m.shape();
-            let v1_0 = args.dacon_version == VersionArg::V1_0;
+            let (dino, head) = m.configs(args.dacon_version);
             (
-                dacon_neural::synthetic::dacon(dim, v1_0),
-                dacon_neural::synthetic::dino(dim, depth),
+                Trainer::new(
+                    (dino.init(&device), dino),
+                    (head.init(&device), head),
+                    &device,
+                ),
                 format!("random weights of the released shapes ({m:?})"),
             )
         }
@@ -37,19 +40,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 ..
             },
         ) => (
-            WeightMap::open(c)?,
-            WeightMap::open(d)?,
+            Trainer::load(
+                WeightMap::open(c)?,
+                WeightMap::open(d)?,
+                args.engine.dino_heads,
+                &device,
+            ),
             format!("{} + {}", c.display(), d.display()),
         ),
         _ => bail!("bench --train needs --synthetic-model, or --checkpoint and --dino"),
     };
-    let mut trainer = Trainer::load(
-        init,
-        dino,
-        args.engine.dino_heads,
-        &dacon_neural::Device::default(),
-    )
-    .context("loading the model")?;
+    let mut trainer = trainer.context("loading the model")?;
     let frames: Vec<TrainFrame> = [(0, 0), (6, 3), (12, 6)]
         .into_iter()
         .map(|shift| {

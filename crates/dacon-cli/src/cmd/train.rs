@@ -18,7 +18,6 @@ use dacon_core::LineOptions;
 use dacon_neural::cache::CacheMode;
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
 use dacon_neural::weights::WeightMap;
-use dacon_neural::DaconEngine;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
@@ -474,12 +473,7 @@ fn validate(
         .enumerate()
         .flat_map(|(ci, c)| protocol.tasks(c).into_iter().map(move |t| (ci, t)))
         .collect();
-    let engine = DaconEngine::from_weights(
-        trainer.params.clone(),
-        WeightMap::open(&args.dino)?,
-        args.dino_heads,
-        &dacon_neural::Device::default(),
-    )?;
+    let engine = trainer.engine()?;
     let pb = progress(tasks.len() as u64, true, "frames");
     let time = std::sync::Mutex::new(std::time::Duration::ZERO);
     let mut report = Report::default();

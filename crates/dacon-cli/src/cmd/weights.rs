@@ -6,7 +6,10 @@ use clap::Subcommand;
 use dacon_neural::describe::{describe, WeightKind};
 use hf_hub::api::sync::ApiBuilder;
 
-use super::bench::{SyntheticModel, VersionArg};
+use dacon_neural::head::Version;
+use dacon_neural::keymap::to_weights;
+
+use super::bench::SyntheticModel;
 
 #[derive(Debug, Subcommand)]
 pub enum WeightsCommand {
@@ -30,9 +33,9 @@ pub enum WeightsCommand {
         /// Backbone shape.
         #[arg(long, value_enum, default_value_t = SyntheticModel::Vits14)]
         model: SyntheticModel,
-        /// DACoN version of the checkpoint.
-        #[arg(long = "dacon-version", value_enum, default_value_t = VersionArg::V1_1)]
-        dacon_version: VersionArg,
+        /// DACoN version of the checkpoint: v1_0 or v1_1.
+        #[arg(long = "dacon-version", default_value_t = Version::V1_1)]
+        dacon_version: Version,
         /// Output folder.
         #[arg(long, short = 'o', value_name = "DIR")]
         out: PathBuf,
@@ -79,15 +82,14 @@ pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
         } => {
             let (dim, depth) = model.shape();
             std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
-            let v10 = *dacon_version == VersionArg::V1_0;
             let dino = out.join(format!("dinov2_synthetic_{dim}x{depth}.safetensors"));
-            let ckpt = out.join(format!(
-                "dacon_synthetic_{}.safetensors",
-                if v10 { "v1_0" } else { "v1_1" }
-            ));
-            dacon_neural::synthetic::dino(dim, depth)
+            let ckpt = out.join(format!("dacon_synthetic_{dacon_version}.safetensors"));
+            let device = dacon_neural::Device::default();
+            let (dino_config, head_config) = model.configs(*dacon_version);
+            to_weights(&dino_config.init(&device), "synthetic DINOv2")
                 .save_safetensors(&dino, Default::default())?;
-            dacon_neural::synthetic::dacon(dim, v10).save_safetensors(&ckpt, Default::default())?;
+            to_weights(&head_config.init(&device), "synthetic DACoN")
+                .save_safetensors(&ckpt, Default::default())?;
             println!("--dino {} --checkpoint {}", dino.display(), ckpt.display());
             Ok(ExitCode::SUCCESS)
         }
