@@ -2,7 +2,7 @@
 //! a [`WeightMap`] and a module built by its config.
 //!
 //! burn's module tree already names every parameter by its field path
-//! (`unet.final_conv.weight`); [`RENAMES`] is the one table of where that
+//! (`unet.final_conv.weight`); `RENAMES` is the one table of where that
 //! path differs from the PyTorch checkpoints (torch-hub DINOv2, DACoN), and
 //! linear weights are transposed (burn keeps `[in, out]`, PyTorch
 //! `[out, in]`). Loading walks the module with a [`ModuleMapper`] and puts
