@@ -4,9 +4,10 @@
 //! shapes, determinism, finite losses and gradients, and that a frame
 //! matched against itself as its own reference gets its own colours.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use burn::tensor::Device;
 use dacon_core::rng::Rng;
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use dacon_neural::train::{Adam, TrainFrame, Trainer};
@@ -160,7 +161,7 @@ fn drawing() -> (Frame, ColorTable) {
 
 #[test]
 fn engine_on_tiny_random_weights() {
-    let device = Device::default();
+    let device = common::device();
     for v1_0 in [false, true] {
         let engine =
             DaconEngine::from_weights(tiny_head(v1_0), tiny_dino(), Some(HEADS), &device).unwrap();
@@ -206,7 +207,7 @@ fn engine_on_tiny_random_weights() {
 
 #[test]
 fn one_training_step_on_tiny_random_weights() {
-    let device = Device::default();
+    let device = common::device();
     let mut trainer = Trainer::load(tiny_head(false), tiny_dino(), Some(HEADS), &device).unwrap();
     let (frame, colors) = drawing();
     let (frame2, _) = drawing();
@@ -242,7 +243,7 @@ fn one_training_step_on_tiny_random_weights() {
 
 #[test]
 fn training_is_deterministic() {
-    let device = Device::default();
+    let device = common::device();
     let run = || {
         let mut t = Trainer::load(tiny_head(true), tiny_dino(), Some(HEADS), &device).unwrap();
         let (frame, colors) = drawing();

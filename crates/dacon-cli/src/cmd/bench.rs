@@ -83,13 +83,17 @@ pub enum VersionArg {
 }
 
 /// An engine with random weights of a released shape.
-fn synthetic_engine(model: SyntheticModel, version: VersionArg) -> Result<AnyEngine> {
+fn synthetic_engine(
+    model: SyntheticModel,
+    version: VersionArg,
+    device: &dacon_neural::Device,
+) -> Result<AnyEngine> {
     let (dim, depth) = model.shape();
     let engine = DaconEngine::from_weights(
         dacon_neural::synthetic::dacon(dim, version == VersionArg::V1_0),
         dacon_neural::synthetic::dino(dim, depth),
         None,
-        &dacon_neural::Device::default(),
+        device,
     )?;
     Ok(AnyEngine::Dacon(Box::new(engine)))
 }
@@ -100,7 +104,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return pool.install(|| crate::cmd::bench_train::run(args));
     }
     let engine = match args.synthetic_model {
-        Some(m) => synthetic_engine(m, args.dacon_version)?,
+        Some(m) => synthetic_engine(m, args.dacon_version, &args.engine.device.open()?)?,
         None => args.engine.load()?,
     };
     // The frame as PNG bytes, so reading is measured too.
@@ -134,6 +138,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let input = tmp.join("frame.png");
     std::fs::write(&input, &png)?;
+    if matches!(engine, AnyEngine::Dacon(_)) {
+        let device = args.engine.device.open()?;
+        println!("device: {}", dacon_neural::device::describe(&device));
+    }
     let result = pool.install(|| {
         if let AnyEngine::Dacon(m) = &engine {
             neural_stages(m, &input, args)?;

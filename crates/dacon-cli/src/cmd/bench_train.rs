@@ -43,13 +43,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         _ => bail!("bench --train needs --synthetic-model, or --checkpoint and --dino"),
     };
-    let mut trainer = Trainer::load(
-        init,
-        dino,
-        args.engine.dino_heads,
-        &dacon_neural::Device::default(),
-    )
-    .context("loading the model")?;
+    let device = args.engine.device.open()?;
+    println!("device: {}", dacon_neural::device::describe(&device));
+    let mut trainer =
+        Trainer::load(init, dino, args.engine.dino_heads, &device).context("loading the model")?;
     let frames: Vec<TrainFrame> = [(0, 0), (6, 3), (12, 6)]
         .into_iter()
         .map(|shift| {
