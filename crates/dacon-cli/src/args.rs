@@ -11,7 +11,7 @@ use dacon_core::classic::ClassicEngine;
 use dacon_core::colorize::Export;
 use dacon_core::frame::Threshold;
 use dacon_core::{Layer, LineOptions, RenderOptions};
-use dacon_neural::{AnyEngine, DaconEngine};
+use dacon_neural::{AnyEngine, DaconEngine, Device, DeviceChoice};
 
 use crate::cmd;
 
@@ -370,6 +370,31 @@ pub struct EngineArgs {
     /// Attention heads of the DINOv2 (default: from its width, or config.json).
     #[arg(long, value_name = "N")]
     pub dino_heads: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Where the neural engine runs, shared by every command that runs it.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArg {
+    /// Device of the neural engine: `cpu`, `wgpu` (`wgpu:cpu` a software
+    /// adapter such as lavapipe, `wgpu:N` the N-th discrete GPU), `cuda` or
+    /// `cuda:N`. `auto` is CUDA GPU 0 in a build with the `cuda` feature,
+    /// else the CPU. GPU backends need a build with `--features wgpu|cuda`.
+    #[arg(
+        long,
+        value_name = "DEVICE",
+        env = "DACON_DEVICE",
+        default_value = "auto"
+    )]
+    pub device: DeviceChoice,
+}
+
+impl DeviceArg {
+    /// The burn device, with an error naming what this build can run on.
+    pub fn open(&self) -> Result<Device> {
+        Ok(self.device.device()?)
+    }
 }
 
 impl EngineArgs {
@@ -397,7 +422,7 @@ impl EngineArgs {
                          without weights, use the default classic engine"
                     );
                 };
-                let device = dacon_neural::Device::default();
+                let device = self.device.open()?;
                 let engine = DaconEngine::load(ckpt, dino, self.dino_heads, &device)
                     .context("loading the DACoN engine")?;
                 Ok(AnyEngine::Dacon(Box::new(engine)))

@@ -104,6 +104,14 @@ pub enum Error {
         /// What the file is, and what was expected.
         message: String,
     },
+    /// A `--device` this build cannot run on.
+    #[error("device {name:?}: {why}")]
+    Device {
+        /// The name as given.
+        name: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
     /// An error of the model-free core.
     #[error(transparent)]
     Core(#[from] dacon_core::Error),

@@ -11,6 +11,7 @@
 pub mod any_engine;
 pub mod cache;
 pub mod describe;
+pub mod device;
 pub mod dino;
 pub mod engine;
 pub mod error;
@@ -27,4 +28,5 @@ pub use error::{Error, Result};
 
 pub use any_engine::{AnyEngine, AnyFeatures};
 pub use burn::tensor::Device;
+pub use device::DeviceChoice;
 pub use engine::{DaconEngine, SegmentFeatures};

@@ -67,6 +67,67 @@ pub fn model_input(
     )
 }
 
+/// Source taps of a bilinear resize with `align_corners=True` along one
+/// axis: output `d` reads `d * (input - 1) / (output - 1)`, PyTorch's
+/// `area_pixel_compute_scale` in float32.
+pub fn bilinear_taps_aligned(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
+    let scale = if output > 1 {
+        (input as f32 - 1.0) / (output as f32 - 1.0)
+    } else {
+        0.0
+    };
+    (0..output)
+        .map(|d| {
+            let src = scale * d as f32;
+            let i0 = (src as usize).min(input - 1);
+            let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+            let l1 = src - i0 as f32;
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
+}
+
+/// The U-Net's x2 bilinear upsampling (`align_corners=True`) written with
+/// index selection and broadcast products, which every backend can
+/// differentiate: burn's GPU backends have no backward kernel for bilinear
+/// interpolation, so training on them fails at its first step otherwise.
+/// Rows are interpolated after columns, in the order of PyTorch's kernel
+/// (`h0 * (w0 * a + w1 * b) + h1 * (w0 * c + w1 * d)`).
+///
+/// # Shapes
+/// - x: `[B, C, H, W]`
+/// - output: `[B, C, 2H, 2W]`
+pub fn upsample2x_aligned(x: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let device = x.device();
+    let x = lerp_axis(x, 3, &bilinear_taps_aligned(w, 2 * w), &device);
+    lerp_axis(x, 2, &bilinear_taps_aligned(h, 2 * h), &device)
+}
+
+/// `w0 * x[i0] + w1 * x[i1]` along `dim` for every tap.
+fn lerp_axis(
+    x: burn::tensor::Tensor<4>,
+    dim: usize,
+    taps: &[(usize, usize, f32, f32)],
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<4> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let n = taps.len();
+    let index = |f: fn(&(usize, usize, f32, f32)) -> i64| {
+        let v: Vec<i64> = taps.iter().map(f).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
+    };
+    let mut shape = [1usize; 4];
+    shape[dim] = n;
+    let weight = |f: fn(&(usize, usize, f32, f32)) -> f32| {
+        let v: Vec<f32> = taps.iter().map(f).collect();
+        Tensor::<4>::from_data(TensorData::new(v, shape), device)
+    };
+    let a = x.clone().select(dim, index(|t| t.0 as i64)) * weight(|t| t.2);
+    let b = x.select(dim, index(|t| t.1 as i64)) * weight(|t| t.3);
+    a + b
+}
+
 const CUBIC_A: f32 = -0.75;
 
 fn cubic_weights(t: f32) -> [f32; 4] {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use dacon_neural::dino::Dino;
 use dacon_neural::weights::{tensor, WeightMap};
 
@@ -16,7 +16,7 @@ const TOL: f64 = 1e-4;
 fn run(weights: &str, case: &str) {
     let Some(v) = vectors() else { return };
     let e = Expected::open(&v);
-    let device = Device::default();
+    let device = common::device();
     let (model, _) = Dino::load(WeightMap::open(&v.join(weights)).unwrap(), None, &device).unwrap();
     let (shape, input) = e.get(&format!("dino.{case}.input"));
     let input: Vec<f32> = input.iter().map(|&x| x as f32).collect();

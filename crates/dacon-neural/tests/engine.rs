@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::Device;
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use dacon_neural::engine::similarity;
 use dacon_neural::DaconEngine;
@@ -30,7 +29,7 @@ fn features_similarities_and_predictions_match_official() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(v.join("expected/meta.json")).unwrap())
             .unwrap();
-    let device = Device::default();
+    let device = common::device();
     for ver in ["v1_0", "v1_1"] {
         let engine = DaconEngine::load(
             &v.join(format!("dacon_tiny_{ver}.pth")),

@@ -4,7 +4,8 @@
 //! shapes, determinism, finite losses and gradients, and that a frame
 //! matched against itself as its own reference gets its own colours.
 
-use burn::tensor::Device;
+mod common;
+
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use dacon_neural::dino::{Dino, DinoConfig};
 use dacon_neural::head::{DaconHead, HeadConfig, Version};
@@ -50,7 +51,7 @@ fn tiny_head(version: Version) -> HeadConfig {
 /// Random weights of both models, as files of the official layouts hold
 /// them.
 fn tiny_weights(version: Version) -> (WeightMap, WeightMap) {
-    let device = Device::default();
+    let device = common::device();
     (
         to_weights(&tiny_head(version).init(&device), "tiny-head"),
         to_weights(&tiny_dino().init(&device), "tiny-dino"),
@@ -97,7 +98,7 @@ fn drawing() -> (Frame, ColorTable) {
 
 #[test]
 fn engine_on_tiny_random_weights() {
-    let device = Device::default();
+    let device = common::device();
     for version in [Version::V1_1, Version::V1_0] {
         let (head, dino) = tiny_weights(version);
         let engine = DaconEngine::from_weights(head, dino, Some(HEADS), &device).unwrap();
@@ -144,7 +145,7 @@ fn engine_on_tiny_random_weights() {
 
 #[test]
 fn training_steps_on_tiny_random_weights() {
-    let device = Device::default();
+    let device = common::device();
     let (dino, head) = (tiny_dino(), tiny_head(Version::V1_1));
     let mut trainer = Trainer::new(
         (dino.init(&device), dino),
@@ -196,7 +197,7 @@ fn training_steps_on_tiny_random_weights() {
 
 #[test]
 fn training_is_deterministic() {
-    let device = Device::default();
+    let device = common::device();
     let (head, dino) = tiny_weights(Version::V1_0);
     let run = || {
         let mut t = Trainer::load(head.clone(), dino.clone(), Some(HEADS), &device).unwrap();
@@ -217,7 +218,7 @@ fn training_is_deterministic() {
 
 #[test]
 fn weights_carry_the_official_names_and_load_back_unchanged() {
-    let device = Device::default();
+    let device = common::device();
     let (head, dino) = tiny_weights(Version::V1_0);
     for (key, shape) in [
         ("unet.encoder_blocks.1.conv.3.weight", vec![8, 8, 3, 3]),
@@ -314,7 +315,7 @@ fn hugging_face(hub: &WeightMap) -> WeightMap {
 
 #[test]
 fn both_dino_layouts_give_the_same_model() {
-    let device = Device::default();
+    let device = common::device();
     let (_, hub) = tiny_weights(Version::V1_1);
     let hf = hugging_face(&hub);
     assert!(hf.has("encoder.layer.1.attention.attention.value.bias"));

@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::Device;
 use dacon_core::{ColorTable, LineArt, Segmentation};
 use dacon_neural::keymap;
 use dacon_neural::train::{TrainFrame, Trainer};
@@ -29,7 +28,7 @@ fn tiny_trainer(v: &Path, ver: &str) -> Trainer {
         WeightMap::open(&v.join(format!("dacon_tiny_train_{ver}.pth"))).unwrap(),
         WeightMap::open(&v.join("dinov2_tiny_pretrain.pth")).unwrap(),
         None,
-        &Device::default(),
+        &common::device(),
     )
     .unwrap()
 }

@@ -88,14 +88,13 @@ impl SyntheticModel {
 }
 
 /// An engine with random weights of a released shape.
-fn synthetic_engine(model: SyntheticModel, version: Version) -> AnyEngine {
-    let device = dacon_neural::Device::default();
+fn synthetic_engine(
+    model: SyntheticModel,
+    version: Version,
+    device: &dacon_neural::Device,
+) -> AnyEngine {
     let (dino, head) = model.configs(version);
-    let engine = DaconEngine::new(
-        (dino.init(&device), dino),
-        (head.init(&device), head),
-        &device,
-    );
+    let engine = DaconEngine::new((dino.init(device), dino), (head.init(device), head), device);
     AnyEngine::Dacon(Box::new(engine))
 }
 
@@ -105,7 +104,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return pool.install(|| crate::cmd::bench_train::run(args));
     }
     let engine = match args.synthetic_model {
-        Some(m) => synthetic_engine(m, args.dacon_version),
+        Some(m) => synthetic_engine(m, args.dacon_version, &args.engine.device.open()?),
         None => args.engine.load()?,
     };
     // The frame as PNG bytes, so reading is measured too.
@@ -139,6 +138,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let input = tmp.join("frame.png");
     std::fs::write(&input, &png)?;
+    if matches!(engine, AnyEngine::Dacon(_)) {
+        let device = args.engine.device.open()?;
+        println!("device: {}", dacon_neural::device::describe(&device));
+    }
     let result = pool.install(|| {
         if let AnyEngine::Dacon(m) = &engine {
             neural_stages(m, &input, args)?;

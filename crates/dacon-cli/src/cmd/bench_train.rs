@@ -19,7 +19,8 @@ use super::bench::{peak_rss_mib, time, BenchArgs};
 const PAIRS: [(usize, usize); 6] = [(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)];
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let device = dacon_neural::Device::default();
+    let device = args.engine.device.open()?;
+    println!("device: {}", dacon_neural::device::describe(&device));
     let (trainer, what) = match (args.synthetic_model, &args.engine) {
         (Some(m), _) => {
             let (dino, head) = m.configs(args.dacon_version);

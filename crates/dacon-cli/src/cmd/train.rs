@@ -41,6 +41,8 @@ pub struct TrainArgs {
     /// Attention heads of the DINOv2 (default: from its width).
     #[arg(long, value_name = "N")]
     pub dino_heads: Option<usize>,
+    #[command(flatten)]
+    pub device: crate::args::DeviceArg,
     /// Fixed training pairs `CHARACTER:SOURCE:TARGET` (frame names),
     /// repeatable; replaces the random pairing.
     #[arg(long, value_name = "CHAR:SRC:TGT")]
@@ -246,7 +248,7 @@ struct TrainRun<'a> {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let set = TrainSet::open(&args.data)?;
     let start = Start::resolve(args)?;
-    let device = dacon_neural::Device::default();
+    let device = args.device.open()?;
     let dino = WeightMap::open(&args.dino)?;
     let mut trainer = Trainer::load(
         WeightMap::open(&start.init)?,

@@ -1,10 +1,17 @@
-#![allow(dead_code)] // Each test binary uses a subset of these helpers.
+#![allow(dead_code, unused_imports)] // Each test binary uses a subset of these helpers.
 
 //! Shared helpers of the parity tests.
 
 use std::path::Path;
 
 pub use dacon_testkit::vectors;
+
+/// The device under test: `DACON_DEVICE` (`wgpu:cpu` runs the GPU code on
+/// a software adapter such as lavapipe), the CPU when unset.
+pub fn device() -> dacon_neural::Device {
+    dacon_neural::device::from_env()
+        .unwrap_or_else(|e| panic!("DACON_DEVICE names no device of this build: {e}"))
+}
 
 /// Expected tensors of the official code, any dtype, as f64.
 pub struct Expected {
