@@ -225,7 +225,7 @@ mod tests {
     /// Aligned corners: a ramp stays a ramp, ends included.
     #[test]
     fn upsampling_an_aligned_ramp_is_exact() {
-        let device = Device::default();
+        let device = crate::device::from_env().expect("DACON_DEVICE names a device of this build");
         let x: Tensor<4> = crate::weights::tensor(vec![0.0, 3.0, 0.0, 3.0], [1, 1, 2, 2], &device);
         let y = upsample2x_aligned(x).values();
         assert_eq!(&y[..4], &[0.0, 1.0, 2.0, 3.0]);
@@ -240,7 +240,7 @@ mod tests {
     /// times neighbour differences of up to 14 here, a few 1e-5.
     #[test]
     fn differentiable_upsampling_equals_the_interpolation_kernel() {
-        let device = Device::default();
+        let device = crate::device::from_env().expect("DACON_DEVICE names a device of this build");
         for (h, w) in [(1, 1), (2, 3), (4, 4), (7, 5), (32, 32)] {
             let n = 2 * h * w;
             let data: Vec<f32> = (0..n)
@@ -261,7 +261,9 @@ mod tests {
     /// to one, so the input gradients sum to the number of outputs.
     #[test]
     fn upsampling_has_a_gradient_on_the_autodiff_device() {
-        let device = Device::default().autodiff();
+        let device = crate::device::from_env()
+            .expect("DACON_DEVICE names a device of this build")
+            .autodiff();
         let x: Tensor<4> =
             crate::weights::tensor((0..12).map(|v| v as f32).collect(), [1, 1, 3, 4], &device)
                 .require_grad();

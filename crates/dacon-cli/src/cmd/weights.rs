@@ -84,7 +84,8 @@ pub fn run(cmd: &WeightsCommand) -> Result<ExitCode> {
             std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
             let dino = out.join(format!("dinov2_synthetic_{dim}x{depth}.safetensors"));
             let ckpt = out.join(format!("dacon_synthetic_{dacon_version}.safetensors"));
-            let device = dacon_neural::Device::default();
+            // Random weights are made on the CPU: a file is the product, not speed.
+            let device = dacon_neural::Device::flex();
             let (dino_config, head_config) = model.configs(*dacon_version);
             to_weights(&dino_config.init(&device), "synthetic DINOv2")
                 .save_safetensors(&dino, Default::default())?;
