@@ -295,7 +295,7 @@ fn poses(spec: &CutSpec) -> Vec<Pose> {
                         f64::from(pose.canvas[0]) * 0.5,
                         f64::from(pose.canvas[1]) - h * 0.45,
                     ];
-                    pose.zoom = 1.15 + 0.015 * m * tf;
+                    pose.zoom = 1.22 + 0.015 * m * tf;
                     pose.shift = [0.3 * vx * tf, 0.0];
                 }
             }
