@@ -114,8 +114,10 @@ pub struct ClassicFeatures {
     count: usize,
     area: Vec<f64>,
     centroid: Vec<[f64; 2]>,
-    /// Segments cut by the canvas edge: their shape is not their own.
-    at_border: Vec<bool>,
+    /// Pixels of every segment on the canvas edge. Segments cut by the
+    /// edge have a shape that is not their own; and background is what
+    /// touches the edge.
+    border_px: Vec<u32>,
     /// Minor/major axis ratio of every segment (second moments), 0..1.
     elongation: Vec<f64>,
     /// Neighbours of every segment across one line, with the length of the
@@ -134,12 +136,12 @@ impl ClassicFeatures {
         let count = seg.count() as usize;
         let mut area = vec![0.0f64; count + 1];
         let mut sum = vec![[0.0f64; 2]; count + 1];
-        let mut at_border = vec![false; count + 1];
+        let mut border_px = vec![0u32; count + 1];
         for (i, &l) in seg.labels().iter().enumerate() {
             let l = l as usize;
             let (x, y) = (i % w, i / w);
             if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
-                at_border[l] = true;
+                border_px[l] += 1;
             }
             area[l] += 1.0;
             sum[l][0] += (i % w) as f64;
@@ -210,7 +212,7 @@ impl ClassicFeatures {
             count,
             area,
             centroid,
-            at_border,
+            border_px,
             elongation,
             adjacency,
             index: Box::new(Index {
@@ -323,6 +325,8 @@ struct Candidate {
     score: f64,
     iou: f64,
     size: f64,
+    /// Share of the target segment's pixels that land on it.
+    cover: f64,
 }
 
 /// Keeps the [`MAX_CANDIDATES`] best-scoring candidates (ties to the smaller
@@ -427,6 +431,7 @@ impl ClassicEngine {
                     score: iou.max(0.8 * place),
                     iou,
                     size,
+                    cover: o / at.max(1.0),
                 });
             }
             keep_best(&mut list);
@@ -438,6 +443,7 @@ impl ClassicEngine {
                         score: 0.0,
                         iou: 0.0,
                         size: 0.0,
+                        cover: 0.0,
                     });
                 }
             }
@@ -475,8 +481,8 @@ impl ClassicEngine {
             if c.iou < self.config.anchor_iou
                 || c.size < 0.75
                 || t.area[tl] < 30.0
-                || t.at_border[tl]
-                || r.at_border[c.label as usize]
+                || t.border_px[tl] > 0
+                || r.border_px[c.label as usize] > 0
             {
                 continue;
             }
@@ -584,11 +590,92 @@ impl ClassicEngine {
                         score,
                         iou: 0.0,
                         size,
+                        cover: 0.0,
                     });
                 }
             }
             keep_best(&mut proposals);
             scores[tl].extend(proposals);
+        }
+    }
+
+    /// Relaxation labelling over the segment adjacency graph (after Sýkora
+    /// et al. 2005): a candidate gains when the target segment's neighbours
+    /// are matched to reference segments that touch it in the reference,
+    /// and loses when they are not. Neighbours across a line are different
+    /// regions, so the same reference segment counts only half: this is
+    /// what stops a region between two legs from taking the legs' colour.
+    /// Scores are only scaled, never raised above what the overlap gave, so
+    /// a candidate without support cannot win by context alone.
+    fn relax(t: &ClassicFeatures, r: &ClassicFeatures, scores: &mut Scores, work: &mut Work) {
+        /// Candidates of a segment that are reweighted, and of each
+        /// neighbour that vote: the best few carry nearly all the mass.
+        const OWN: usize = 6;
+        const VOTERS: usize = 3;
+        /// Floor of the scaling: a candidate all of whose neighbours
+        /// disagree keeps this share of its score.
+        const FLOOR: f64 = 0.5;
+        const ROUNDS: usize = 2;
+        /// A candidate this good (a near-identical overlap) is left as it
+        /// is: far poses give noisy neighbours, and they would only blur it.
+        const SETTLED: f64 = 0.5;
+        let top = |list: &[Candidate], k: usize| -> Vec<(u32, f64)> {
+            let mut v: Vec<(u32, f64)> = list.iter().map(|c| (c.label, c.score)).collect();
+            v.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.truncate(k);
+            let sum: f64 = v.iter().map(|e| e.1).sum();
+            if sum <= 0.0 {
+                return Vec::new();
+            }
+            v.iter_mut().for_each(|e| e.1 /= sum);
+            v
+        };
+        for _ in 0..ROUNDS {
+            let belief: Vec<Vec<(u32, f64)>> = scores.iter().map(|l| top(l, VOTERS)).collect();
+            for tl in 1..=t.count {
+                let list = &mut scores[tl];
+                if list.len() < 2 || list.iter().any(|c| c.score >= SETTLED) {
+                    continue;
+                }
+                let own = top(list, OWN);
+                let mut support = vec![0.0f64; own.len()];
+                let mut weight = 0.0;
+                for &(n, len) in &t.adjacency[tl] {
+                    let voters = &belief[n as usize];
+                    if voters.is_empty() {
+                        continue;
+                    }
+                    let len = f64::from(len);
+                    weight += len;
+                    for (k, &(c, _)) in own.iter().enumerate() {
+                        let near = &r.adjacency[c as usize];
+                        work.pairs += voters.len() as u64;
+                        let agree: f64 = voters
+                            .iter()
+                            .map(|&(v, p)| {
+                                if v == c {
+                                    0.5 * p
+                                } else if near.binary_search_by_key(&v, |e| e.0).is_ok() {
+                                    p
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .sum();
+                        support[k] += len * agree;
+                    }
+                }
+                if weight <= 0.0 {
+                    continue;
+                }
+                for cand in list.iter_mut() {
+                    let q = own
+                        .iter()
+                        .position(|e| e.0 == cand.label)
+                        .map_or(0.0, |k| support[k] / weight);
+                    cand.score *= (FLOOR + q) / (FLOOR + 1.0);
+                }
+            }
         }
     }
 
@@ -616,8 +703,49 @@ impl ClassicEngine {
         for _ in 0..2 {
             Self::add_context_candidates(t, r, &warp, &mut scores, work);
         }
+        Self::relax(t, r, &mut scores, work);
         let quality = r.lines.hit_rate(&t.lines, &warp);
         (scores, quality)
+    }
+}
+
+/// Weight of the background share of an edge segment, against IoU scores:
+/// below 1 so that a part cut by the edge (a leg) that overlaps its own
+/// reference part well keeps it.
+const BACKDROP_COVER: f64 = 0.8;
+
+/// The background of a reference: its segments on the canvas edge painted
+/// the colour that covers most of the edge.
+struct Backdrop {
+    segments: Vec<u32>,
+}
+
+impl Backdrop {
+    fn contains(&self, label: u32) -> bool {
+        self.segments.binary_search(&label).is_ok()
+    }
+}
+
+fn backdrop(r: &ClassicFeatures, colors: &ColorTable) -> Backdrop {
+    let mut edge: Vec<(Rgba, u64)> = Vec::new();
+    for l in 1..=r.count {
+        let Some(c) = colors.get(l as u32).filter(|_| r.border_px[l] > 0) else {
+            continue;
+        };
+        match edge.iter_mut().find(|e| e.0 == c) {
+            Some(e) => e.1 += u64::from(r.border_px[l]),
+            None => edge.push((c, u64::from(r.border_px[l]))),
+        }
+    }
+    let Some(&(color, _)) = edge.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) else {
+        return Backdrop {
+            segments: Vec::new(),
+        };
+    };
+    Backdrop {
+        segments: (1..=r.count as u32)
+            .filter(|&l| r.border_px[l as usize] > 0 && colors.get(l) == Some(color))
+            .collect(),
     }
 }
 
@@ -655,14 +783,46 @@ impl Engine for ClassicEngine {
                 self.match_reference(target, reference.features, &mut Work::default());
             let weight = quality.max(1e-3).powi(2);
             total_weight += weight;
+            let backdrop = backdrop(reference.features, reference.colors);
+            let cover: Vec<f64> = scores
+                .iter()
+                .map(|cands| {
+                    cands
+                        .iter()
+                        .filter(|c| backdrop.contains(c.label))
+                        .map(|c| c.cover)
+                        .sum()
+                })
+                .collect();
             for (tl, cands) in scores.iter().enumerate().skip(1) {
+                // Background is no shape to overlap: a target segment on the
+                // canvas edge is as much background as the share of it that
+                // lands on the reference's background, whatever the IoU
+                // with that (much larger) segment.
+                // Background pieces are separated by figure parts, never by
+                // a line alone: a segment whose neighbour lies more on the
+                // background than itself is a part (a leg that moved off its
+                // reference), not background.
+                let backdrop_cover = if target.border_px[tl] > 0
+                    && target.adjacency[tl]
+                        .iter()
+                        .all(|&(n, _)| cover[n as usize] < cover[tl])
+                {
+                    cover[tl]
+                } else {
+                    0.0
+                };
                 // Best score (and its segment) per colour within this
                 // reference.
                 let mut best: Vec<(Rgba, f64, u32)> = Vec::new();
                 for cand in cands {
-                    let s = cand.score;
                     let Some(c) = reference.colors.get(cand.label) else {
                         continue;
+                    };
+                    let s = if backdrop.contains(cand.label) {
+                        cand.score.max(BACKDROP_COVER * backdrop_cover)
+                    } else {
+                        cand.score
                     };
                     match best.iter_mut().find(|e| e.0 == c) {
                         Some(e) if s > e.1 => *e = (c, s, cand.label),
