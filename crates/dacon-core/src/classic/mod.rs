@@ -599,86 +599,6 @@ impl ClassicEngine {
         }
     }
 
-    /// Relaxation labelling over the segment adjacency graph (after Sýkora
-    /// et al. 2005): a candidate gains when the target segment's neighbours
-    /// are matched to reference segments that touch it in the reference,
-    /// and loses when they are not. Neighbours across a line are different
-    /// regions, so the same reference segment counts only half: this is
-    /// what stops a region between two legs from taking the legs' colour.
-    /// Scores are only scaled, never raised above what the overlap gave, so
-    /// a candidate without support cannot win by context alone.
-    fn relax(t: &ClassicFeatures, r: &ClassicFeatures, scores: &mut Scores, work: &mut Work) {
-        /// Candidates of a segment that are reweighted, and of each
-        /// neighbour that vote: the best few carry nearly all the mass.
-        const OWN: usize = 6;
-        const VOTERS: usize = 3;
-        /// Floor of the scaling: a candidate all of whose neighbours
-        /// disagree keeps this share of its score.
-        const FLOOR: f64 = 0.5;
-        const ROUNDS: usize = 2;
-        /// A candidate this good (a near-identical overlap) is left as it
-        /// is: far poses give noisy neighbours, and they would only blur it.
-        const SETTLED: f64 = 0.5;
-        let top = |list: &[Candidate], k: usize| -> Vec<(u32, f64)> {
-            let mut v: Vec<(u32, f64)> = list.iter().map(|c| (c.label, c.score)).collect();
-            v.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            v.truncate(k);
-            let sum: f64 = v.iter().map(|e| e.1).sum();
-            if sum <= 0.0 {
-                return Vec::new();
-            }
-            v.iter_mut().for_each(|e| e.1 /= sum);
-            v
-        };
-        for _ in 0..ROUNDS {
-            let belief: Vec<Vec<(u32, f64)>> = scores.iter().map(|l| top(l, VOTERS)).collect();
-            for tl in 1..=t.count {
-                let list = &mut scores[tl];
-                if list.len() < 2 || list.iter().any(|c| c.score >= SETTLED) {
-                    continue;
-                }
-                let own = top(list, OWN);
-                let mut support = vec![0.0f64; own.len()];
-                let mut weight = 0.0;
-                for &(n, len) in &t.adjacency[tl] {
-                    let voters = &belief[n as usize];
-                    if voters.is_empty() {
-                        continue;
-                    }
-                    let len = f64::from(len);
-                    weight += len;
-                    for (k, &(c, _)) in own.iter().enumerate() {
-                        let near = &r.adjacency[c as usize];
-                        work.pairs += voters.len() as u64;
-                        let agree: f64 = voters
-                            .iter()
-                            .map(|&(v, p)| {
-                                if v == c {
-                                    0.5 * p
-                                } else if near.binary_search_by_key(&v, |e| e.0).is_ok() {
-                                    p
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .sum();
-                        support[k] += len * agree;
-                    }
-                }
-                if weight <= 0.0 {
-                    continue;
-                }
-                for cand in list.iter_mut() {
-                    let q = own
-                        .iter()
-                        .position(|e| e.0 == cand.label)
-                        .map_or(0.0, |k| support[k] / weight);
-                    cand.score *= (FLOOR + q) / (FLOOR + 1.0);
-                }
-            }
-        }
-    }
-
     /// Aligns `t` to `r` and scores; returns scores and alignment quality.
     fn match_reference(
         &self,
@@ -703,7 +623,6 @@ impl ClassicEngine {
         for _ in 0..2 {
             Self::add_context_candidates(t, r, &warp, &mut scores, work);
         }
-        Self::relax(t, r, &mut scores, work);
         let quality = r.lines.hit_rate(&t.lines, &warp);
         (scores, quality)
     }
