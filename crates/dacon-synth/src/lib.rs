@@ -814,6 +814,85 @@ mod tests {
         assert_ne!(frames[0].line, frames[2].line, "the character moves");
     }
 
+    /// Segment counts of the frames of `spec`.
+    fn segment_counts(frames: &[DrawnFrame]) -> Vec<u32> {
+        frames
+            .iter()
+            .map(|f| {
+                let art = LineArt::from_rgba(f.line.clone(), true);
+                Segmentation::from_line_art(&art).unwrap().count()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_preset_is_its_own_cut_with_parts_coming_and_going() {
+        let spec = |preset| CutSpec {
+            width: 384,
+            height: 288,
+            frames: 8,
+            preset,
+            ..CutSpec::default()
+        };
+        let cuts: Vec<Vec<DrawnFrame>> = Preset::ALL.iter().map(|&p| draw_cut(&spec(p))).collect();
+        for (p, frames) in Preset::ALL.iter().zip(&cuts) {
+            let counts = segment_counts(frames);
+            let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(
+                hi > lo,
+                "{}: the same {lo} segments in every frame",
+                p.name()
+            );
+            assert_ne!(frames[0].line, frames[7].line, "{}: no motion", p.name());
+            // Seeded: drawn again, the cut is the same.
+            assert_eq!(frames[5].gt, draw_cut(&spec(*p))[5].gt, "{}", p.name());
+        }
+        for i in 0..cuts.len() {
+            for j in i + 1..cuts.len() {
+                assert_ne!(
+                    cuts[i][7].line,
+                    cuts[j][7].line,
+                    "{} and {}",
+                    Preset::ALL[i].name(),
+                    Preset::ALL[j].name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hands_open_into_fingers_and_the_zoom_canvas_grows() {
+        let spec = |preset| CutSpec {
+            width: 384,
+            height: 288,
+            frames: 8,
+            preset,
+            ..CutSpec::default()
+        };
+        // Five fingers are five segments more than a fist, at least once.
+        let hands = segment_counts(&draw_cut(&spec(Preset::Hands)));
+        let basic = segment_counts(&draw_cut(&spec(Preset::Basic)));
+        assert!(
+            hands.iter().zip(&basic).any(|(h, b)| *h >= b + 4),
+            "hands {hands:?} basic {basic:?}"
+        );
+        let zoom = draw_cut(&spec(Preset::Zoom));
+        let dims: Vec<_> = zoom.iter().map(|f| f.line.dimensions()).collect();
+        assert!(dims.windows(2).all(|d| d[1].1 > d[0].1), "{dims:?}");
+        // The hair is cut by the top edge at first, not at the end.
+        let top_has_ink =
+            |f: &DrawnFrame| (0..f.line.width()).any(|x| f.line.get_pixel(x, 0)[3] > 0);
+        assert!(top_has_ink(&zoom[0]) && !top_has_ink(&zoom[7]));
+    }
+
+    #[test]
+    fn preset_names_round_trip() {
+        for p in Preset::ALL {
+            assert_eq!(p.name().parse::<Preset>(), Ok(p));
+        }
+        assert!("nope".parse::<Preset>().unwrap_err().contains("limbs"));
+    }
+
     #[test]
     fn voronoi_frames_have_about_as_many_segments_as_cells() {
         let f = voronoi_frame(300, 40, (0, 0));
