@@ -12,7 +12,9 @@
 //!
 //! Run: `cargo run --release -p dacon-synth --example presets [WORK_DIR [FILTER]]`
 //! (FILTER keeps the sets whose name contains it; cuts already written to
-//! WORK_DIR are reused).
+//! WORK_DIR are reused). FILTER `timing` instead times one 1920x1080 frame
+//! of each preset coloured from three references (features of all four
+//! frames and matching, one thread), the budget #11 sets at 2 s.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,8 +24,8 @@ use dacon_core::dataset::{Clip, Need};
 use dacon_core::eval::{run_task, score, truth_table, Report};
 use dacon_core::metrics::SMALL_SEGMENT_PIXELS;
 use dacon_core::protocol::{Limit, Protocol};
-use dacon_core::LineOptions;
-use dacon_synth::{write_cut, CutSpec, Preset};
+use dacon_core::{ColorTable, Engine, Frame, LineArt, LineOptions, Reference, Segmentation};
+use dacon_synth::{draw_cut, write_cut, CutSpec, Preset};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -33,6 +35,9 @@ fn main() -> R<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("dacon-presets"));
     let filter = std::env::args().nth(2).unwrap_or_default();
+    if filter == "timing" {
+        return timing();
+    }
     let mut sets: Vec<(String, PathBuf)> = Vec::new();
     for preset in Preset::ALL {
         for antialias in [false, true] {
@@ -144,6 +149,51 @@ fn main() -> R<()> {
                 thr / n as f64
             );
         }
+    }
+    Ok(())
+}
+
+/// Times colouring frame 3 of a 1920x1080 cut from frames 0-2.
+fn timing() -> R<()> {
+    let engine = ClassicEngine::default();
+    println!("| preset | segments | features + match, 4 frames, 3 refs (s) |");
+    println!("|---|---:|---:|");
+    for preset in Preset::ALL {
+        let cut = draw_cut(&CutSpec {
+            width: 1920,
+            height: 1080,
+            frames: 4,
+            line_width: 4.0,
+            preset,
+            ..CutSpec::default()
+        });
+        let mut frames = Vec::new();
+        for f in &cut {
+            let art = LineArt::from_rgba(f.line.clone(), true);
+            let seg = Segmentation::from_line_art(&art)?;
+            let table = ColorTable::from_image(&seg, &f.gt)?;
+            frames.push((Frame::new(art, seg), table));
+        }
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let features: Vec<_> = frames
+                .iter()
+                .map(|(f, _)| engine.features(f))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<Reference<'_, _>> = features[..3]
+                .iter()
+                .zip(&frames)
+                .map(|(features, (_, colors))| Reference { features, colors })
+                .collect();
+            engine.predict(&refs, &features[3])?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        println!(
+            "| {} | {} | {best:.2} |",
+            preset.name(),
+            frames[3].0.seg.count()
+        );
     }
     Ok(())
 }

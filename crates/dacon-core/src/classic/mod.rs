@@ -17,6 +17,29 @@
 //!    them (Gaussian weights) bends the warp, so parts that moved on their
 //!    own (an arm, hair) and elastic drawing changes line up, and matching is
 //!    redone. Two rounds.
+//! 4. **Context proposals**: a segment still without a good candidate (a
+//!    part that moved far on its own) is offered the reference segments
+//!    that touch the references of its confidently matched neighbours and
+//!    have a similar size and shape. Overlap cannot find such a part; its
+//!    surroundings can.
+//! 5. **Background on the canvas edge**: background is no shape, so IoU
+//!    with it means little (it is much larger than anything it touches).
+//!    The reference's background is its edge segments painted the colour
+//!    that covers most of the edge; a target segment on the edge scores
+//!    for it by the share of its pixels that land there, unless a
+//!    neighbour lies more on the background than it does (background
+//!    pieces are separated by figure parts, never by a line alone, so that
+//!    segment is a part that moved). This keeps the background between
+//!    two legs cut by the bottom edge from taking the colour of the leg
+//!    under it in the aligned reference; the same holds for background over
+//!    hair on a canvas that grew (#11).
+//!
+//! Tried and left out (#11, `dacon-synth` example `presets`): relaxation
+//! labelling over the adjacency graph (a candidate scaled by how many of
+//! the target's neighbours are matched to segments adjacent to it in the
+//! reference) helped `--refs-window 3` on moving limbs but cost up to 4
+//! points of keyframe Acc-Thresh on turning and entering figures, where
+//! the neighbours' own matches are too noisy to vote.
 //!
 //! References are then combined per colour: each reference's best score for
 //! a colour, weighted by how well that reference aligned (the fraction of
