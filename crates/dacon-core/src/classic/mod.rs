@@ -26,10 +26,10 @@
 //!    with it means little (it is much larger than anything it touches).
 //!    The reference's background is its edge segments painted the colour
 //!    that covers most of the edge; a target segment on the edge scores
-//!    for it by the share of its pixels that land there, unless a
-//!    neighbour lies more on the background than it does (background
-//!    pieces are separated by figure parts, never by a line alone, so that
-//!    segment is a part that moved). This keeps the background between
+//!    for it by the share of its pixels that land there, unless a part of
+//!    the reference already matches it well or a neighbour lies more on the
+//!    background than it does (background pieces are separated by figure
+//!    parts, never by a line alone, so that segment is a part that moved). This keeps the background between
 //!    two legs cut by the bottom edge from taking the colour of the leg
 //!    under it in the aligned reference; the same holds for background over
 //!    hair on a canvas that grew (#11).
@@ -656,6 +656,10 @@ impl ClassicEngine {
 /// reference part well keeps it.
 const BACKDROP_COVER: f64 = 0.8;
 
+/// A candidate part scoring this well is what the edge segment is, however
+/// much of it lies on the background: a walking leg that outran the warp.
+const PART_MATCHED: f64 = 0.5;
+
 /// The background of a reference: its segments on the canvas edge painted
 /// the colour that covers most of the edge.
 struct Backdrop {
@@ -745,7 +749,12 @@ impl Engine for ClassicEngine {
                 // a line alone: a segment whose neighbour lies more on the
                 // background than itself is a part (a leg that moved off its
                 // reference), not background.
+                let part = cands
+                    .iter()
+                    .filter(|c| !backdrop.contains(c.label))
+                    .any(|c| c.score >= PART_MATCHED);
                 let backdrop_cover = if target.border_px[tl] > 0
+                    && !part
                     && target.adjacency[tl]
                         .iter()
                         .all(|&(n, _)| cover[n as usize] < cover[tl])
