@@ -232,7 +232,7 @@ fn poses(spec: &CutSpec) -> Vec<Pose> {
     let blink_at = (rng.unit() * spec.frames as f64) as usize;
     // The presets draw from their own stream, so the basic cut of a seed
     // stays what it always was.
-    let mut more = Rng::new(spec.seed ^ 0x5eed_0f_9e37_79b9);
+    let mut more = Rng::new(spec.seed ^ 0x005e_ed0f_9e37_79b9);
     let phases: [f64; 4] = std::array::from_fn(|_| more.range(0.0, std::f64::consts::TAU));
     let side = if more.unit() < 0.5 { -1.0 } else { 1.0 };
     let (w, h) = (f64::from(spec.width), f64::from(spec.height));
