@@ -220,3 +220,58 @@ fn eval_names_the_first_missing_file() {
     let r = dacon(d, &["eval", "--data", "cut"]).fails();
     assert!(r.stderr().contains("seg/0001.json"), "{}", r.stderr());
 }
+
+#[test]
+fn example_presets_draw_their_own_cuts_and_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let small = ["--frames", "4", "--width", "256", "--height", "192"];
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["example", "--out", out];
+        args.extend(small);
+        args.extend(extra);
+        dacon(d, &args).ok();
+    };
+    run("plain", &[]);
+    run("basic", &["--preset", "basic"]);
+    run("zoom", &["--preset", "zoom"]);
+    // The default is the basic preset, file for file.
+    for f in ["line/0003.png", "gt/0003.png", "seg/0003.json"] {
+        assert_eq!(
+            std::fs::read(d.join("plain").join(f)).unwrap(),
+            std::fs::read(d.join("basic").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // The zoom preset grows the canvas from frame to frame.
+    let size = |f: &str| image::image_dimensions(d.join("zoom/line").join(f)).unwrap();
+    let (first, last) = (size("0000.png"), size("0003.png"));
+    assert!(
+        last.0 > first.0 && last.1 > first.1,
+        "{first:?} -> {last:?}"
+    );
+    // The interfaces the checks call work on frames of different sizes.
+    for protocol in [
+        &[
+            "--protocol",
+            "consecutive",
+            "--clip-interval",
+            "max",
+            "--refs-window",
+            "3",
+        ][..],
+        &["--protocol", "keyframe", "--ref-shot", "max"][..],
+    ] {
+        let mut args = vec![
+            "eval", "--data", "zoom", "--engine", "classic", "--json", "z.json", "-q",
+        ];
+        args.extend(protocol);
+        dacon(d, &args).ok();
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("z.json")).unwrap()).unwrap();
+        let thr = j["overall"]["acc_thresh"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&thr), "{protocol:?}: Acc-Thresh {thr}");
+    }
+    let r = dacon(d, &["example", "--out", "x", "--preset", "nope"]).fails();
+    assert!(r.stderr().contains("limbs"), "{}", r.stderr());
+}

@@ -36,6 +36,73 @@ pub struct CutSpec {
     pub antialias: bool,
     /// Motion per frame, 1.0 = a lively cut.
     pub motion: f64,
+    /// What kind of motion the cut shows.
+    pub preset: Preset,
+}
+
+/// Kinds of cut, each stressing one way real cuts break a matcher. Every
+/// preset keeps the seeded determinism of [`CutSpec::seed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preset {
+    /// The bundled example: gentle drift, turn and zoom, one arm swinging
+    /// across the body, a mouth opening and a blink.
+    #[default]
+    Basic,
+    /// Arms, gloved hands and legs swinging on their own, far and out of
+    /// phase with the body, so limbs occlude the torso and each other.
+    Limbs,
+    /// A large rotation of the whole figure and a head turning aside (the
+    /// far eye narrows and vanishes), in near-identical dark tones (hair,
+    /// suit, trousers) that a matcher can swap.
+    Turn,
+    /// Gloved hands opening and closing: a fist becomes a palm with
+    /// fingers (new segments) and back, while the arms move.
+    Hands,
+    /// The figure walks in across the canvas edge while a ball rolls in
+    /// from the other side and out again: parts enter and leave the frame.
+    Enter,
+    /// A zoom in while the canvas grows from frame to frame, the figure
+    /// kept at the bottom: hair cut by the top edge at first, open
+    /// background above it later.
+    Zoom,
+}
+
+impl Preset {
+    /// Every preset, in declaration order.
+    pub const ALL: [Preset; 6] = [
+        Preset::Basic,
+        Preset::Limbs,
+        Preset::Turn,
+        Preset::Hands,
+        Preset::Enter,
+        Preset::Zoom,
+    ];
+
+    /// The lower-case name (as `dacon example --preset` takes it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Basic => "basic",
+            Preset::Limbs => "limbs",
+            Preset::Turn => "turn",
+            Preset::Hands => "hands",
+            Preset::Enter => "enter",
+            Preset::Zoom => "zoom",
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown preset {s:?}, expected one of {}", names.join(", "))
+            })
+    }
 }
 
 impl Default for CutSpec {
@@ -48,6 +115,7 @@ impl Default for CutSpec {
             line_width: 3.0,
             antialias: false,
             motion: 1.0,
+            preset: Preset::Basic,
         }
     }
 }
@@ -131,11 +199,25 @@ fn shape(geom: Geom, fill: [u8; 4]) -> Shape {
 /// The pose of frame `t`.
 #[derive(Debug, Clone, Copy)]
 struct Pose {
+    /// Canvas size of the frame.
+    canvas: [u32; 2],
+    /// Where the chest sits on the canvas before `shift`.
+    centre: [f64; 2],
     shift: [f64; 2],
     turn: f64,
     zoom: f64,
     head_tilt: f64,
+    /// Head turned aside, -1..1 (0 = facing us).
+    yaw: f64,
     arm: f64,
+    /// Swing of the back arm about its shoulder (0 = hanging).
+    back_arm: f64,
+    /// Swing of the legs about the hips (0 = standing).
+    legs: f64,
+    /// 0 = fist, 1 = open hand with fingers.
+    hand_open: f64,
+    /// Centre of a ball rolling through the frame, in canvas pixels.
+    ball: Option<[f64; 2]>,
     mouth: f64,
     blink: f64,
 }
@@ -148,30 +230,127 @@ fn poses(spec: &CutSpec) -> Vec<Pose> {
     let grow = rng.range(-0.006, 0.006) * m;
     let phase = rng.range(0.0, std::f64::consts::TAU);
     let blink_at = (rng.unit() * spec.frames as f64) as usize;
+    // The presets draw from their own stream, so the basic cut of a seed
+    // stays what it always was.
+    let mut more = Rng::new(spec.seed ^ 0x005e_ed0f_9e37_79b9);
+    let phases: [f64; 4] = std::array::from_fn(|_| more.range(0.0, std::f64::consts::TAU));
+    let side = if more.unit() < 0.5 { -1.0 } else { 1.0 };
+    let (w, h) = (f64::from(spec.width), f64::from(spec.height));
+    let last = spec.frames.saturating_sub(1).max(1) as f64;
     (0..spec.frames)
         .map(|t| {
             let tf = t as f64;
-            Pose {
+            let mut pose = Pose {
+                canvas: [spec.width, spec.height],
+                centre: [w * 0.5, h * 0.55],
                 shift: [vx * tf, vy * tf],
                 turn: spin * tf,
                 zoom: 1.0 + grow * tf,
                 head_tilt: 0.08 * m * (phase + 0.5 * tf).sin(),
+                yaw: 0.0,
                 arm: 0.25 + 0.09 * m * tf,
+                back_arm: 0.0,
+                legs: 0.0,
+                hand_open: 0.0,
+                ball: None,
                 mouth: ((tf - 2.0) / 4.0).clamp(0.0, 1.0),
                 blink: if t == blink_at && spec.frames > 4 {
                     1.0
                 } else {
                     0.0
                 },
+            };
+            let swing = |k: usize, rate: f64| (phases[k] + rate * tf).sin();
+            match spec.preset {
+                Preset::Basic => {}
+                Preset::Limbs => {
+                    pose.arm = 0.25 + 1.1 * m * swing(0, 0.55);
+                    pose.back_arm = 0.9 * m * swing(1, 0.7);
+                    pose.legs = 0.45 * m * swing(2, 0.6);
+                }
+                Preset::Turn => {
+                    pose.turn = side * 0.06 * m * tf;
+                    pose.yaw = -side * (0.12 * m * tf).min(1.0);
+                }
+                Preset::Hands => {
+                    pose.hand_open = 0.5 - 0.5 * (phases[3] + 0.9 * tf).cos();
+                    pose.arm = 0.25 + 0.5 * m * swing(0, 0.4);
+                    pose.back_arm = 0.4 * m * swing(1, 0.5);
+                }
+                Preset::Enter => {
+                    pose.shift[0] = w * (-0.45 + 0.99 * m.min(1.0) * tf / last);
+                    pose.legs = 0.35 * swing(2, 1.2);
+                    pose.ball = Some([
+                        w * (1.1 - 1.3 * m.min(1.0) * tf / last),
+                        h * 0.82 + pose.shift[1],
+                    ]);
+                }
+                Preset::Zoom => {
+                    let g = 1.0 + 0.06 * m * tf;
+                    pose.canvas = [
+                        (w * (1.0 + 0.03 * m * tf)).round() as u32,
+                        (h * g).round() as u32,
+                    ];
+                    pose.centre = [
+                        f64::from(pose.canvas[0]) * 0.5,
+                        f64::from(pose.canvas[1]) - h * 0.45,
+                    ];
+                    pose.zoom = 1.22 + 0.015 * m * tf;
+                    pose.shift = [0.3 * vx * tf, 0.0];
+                }
             }
+            pose
         })
         .collect()
+}
+
+/// Fill colours of the character.
+struct Palette {
+    skin: [u8; 4],
+    skin_shadow: [u8; 4],
+    hair: [u8; 4],
+    hair_light: [u8; 4],
+    shirt: [u8; 4],
+    shirt_shadow: [u8; 4],
+    pants: [u8; 4],
+    hand: [u8; 4],
+}
+
+fn palette(preset: Preset) -> Palette {
+    let skin = [250, 214, 180, 255];
+    let base = Palette {
+        skin,
+        skin_shadow: [222, 170, 140, 255],
+        hair: [120, 70, 40, 255],
+        hair_light: [170, 110, 70, 255],
+        shirt: [70, 140, 200, 255],
+        shirt_shadow: [45, 95, 150, 255],
+        pants: [60, 60, 80, 255],
+        hand: skin,
+    };
+    match preset {
+        Preset::Limbs | Preset::Hands => Palette {
+            hand: [236, 236, 226, 255],
+            ..base
+        },
+        // Hair, suit and trousers a few levels apart: only the structure
+        // tells them apart once the figure has turned.
+        Preset::Turn => Palette {
+            hair: [46, 40, 44, 255],
+            hair_light: [72, 62, 64, 255],
+            shirt: [62, 64, 72, 255],
+            shirt_shadow: [46, 48, 56, 255],
+            pants: [40, 42, 50, 255],
+            ..base
+        },
+        _ => base,
+    }
 }
 
 /// The shapes of the character in `pose`, back to front, in canvas units.
 fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
     let u = spec.height.min(spec.width) as f64 / 576.0;
-    let centre = [spec.width as f64 * 0.5, spec.height as f64 * 0.55];
+    let centre = pose.centre;
     // Local coordinates (origin at the chest, y down) to canvas.
     let (ts, tc) = pose.turn.sin_cos();
     let place = |p: [f64; 2]| {
@@ -190,15 +369,20 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
         place([neck[0] + hc * x - hs * y, neck[1] + hs * x + hc * y])
     };
     let rot = pose.turn + pose.head_tilt;
-    let skin = [250, 214, 180, 255];
-    let skin_shadow = [222, 170, 140, 255];
-    let hair = [120, 70, 40, 255];
-    let hair_light = [170, 110, 70, 255];
-    let shirt = [70, 140, 200, 255];
-    let shirt_shadow = [45, 95, 150, 255];
-    let pants = [60, 60, 80, 255];
+    let Palette {
+        skin,
+        skin_shadow,
+        hair,
+        hair_light,
+        shirt,
+        shirt_shadow,
+        pants,
+        hand,
+    } = palette(spec.preset);
     let shadow_dir = |a: f64| [(a + pose.turn).cos(), (a + pose.turn).sin()];
     let shade_plane = |dir: [f64; 2], at: [f64; 2]| dir[0] * at[0] + dir[1] * at[1];
+    // Facial features slide towards the side the head turns to.
+    let face_x = |x: f64| x + 24.0 * pose.yaw;
 
     let mut s = Vec::new();
     // Back hair.
@@ -208,20 +392,40 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
     ));
     // Legs.
     for side in [-1.0, 1.0] {
+        let foot = if pose.legs == 0.0 {
+            [side * 38.0, 230.0]
+        } else {
+            let (ls, lc) = (side * pose.legs).sin_cos();
+            [
+                side * 30.0 + side * 8.0 * lc - 150.0 * ls,
+                80.0 + 150.0 * lc,
+            ]
+        };
         s.push(shape(
-            Geom::Capsule(
-                place([side * 30.0, 80.0]),
-                place([side * 38.0, 230.0]),
-                len(24.0),
-            ),
+            Geom::Capsule(place([side * 30.0, 80.0]), place(foot), len(24.0)),
             pants,
         ));
     }
-    // Back arm.
+    // Back arm, with a hand when it swings on its own.
+    let back_hand = if pose.back_arm == 0.0 {
+        [-95.0, 40.0]
+    } else {
+        let (bs, bc) = pose.back_arm.sin_cos();
+        [
+            -62.0 - 33.0 * bc - 100.0 * bs,
+            -60.0 - 33.0 * bs + 100.0 * bc,
+        ]
+    };
     s.push(shape(
-        Geom::Capsule(place([-62.0, -60.0]), place([-95.0, 40.0]), len(17.0)),
+        Geom::Capsule(place([-62.0, -60.0]), place(back_hand), len(17.0)),
         shirt_shadow,
     ));
+    if pose.back_arm != 0.0 {
+        s.push(shape(
+            Geom::Ellipse(place(back_hand), [len(17.0), len(15.0)], pose.turn),
+            hand,
+        ));
+    }
     // Torso with a shadow on its right side.
     let torso_c = place([0.0, 0.0]);
     let d = shadow_dir(0.0);
@@ -241,6 +445,17 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
         Geom::Capsule(place([0.0, -90.0]), place([0.0, -125.0]), len(16.0)),
         skin_shadow,
     ));
+    // An ear shows on the side the head turns away from.
+    if pose.yaw.abs() > 0.3 {
+        s.push(shape(
+            Geom::Ellipse(
+                head([-pose.yaw.signum() * 74.0, -168.0]),
+                [len(14.0), len(22.0)],
+                rot,
+            ),
+            skin,
+        ));
+    }
     // Face with a shadow on its left.
     let face_c = head([0.0, -170.0]);
     let d = shadow_dir(std::f64::consts::PI - 0.3);
@@ -252,26 +467,41 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
         trace: SHADOW_TRACE,
     });
     s.push(face);
-    // Eyes: white, iris, pupil, highlight (bounded by a trace line).
+    // Eyes: white, iris, pupil, highlight (bounded by a trace line). The
+    // eye on the far side narrows as the head turns, and is hidden when
+    // the head has turned far.
     for side in [-1.0, 1.0] {
-        let ec = head([side * 30.0, -172.0]);
+        let far = if pose.yaw * side > 0.0 {
+            pose.yaw.abs()
+        } else {
+            0.0
+        };
+        if far > 0.85 {
+            continue;
+        }
+        let narrow = 1.0 - 0.6 * far;
+        let ec = head([face_x(side * 30.0), -172.0]);
         let open = 1.0 - 0.92 * pose.blink;
         s.push(shape(
-            Geom::Ellipse(ec, [len(17.0), len(21.0) * open], rot),
+            Geom::Ellipse(ec, [len(17.0) * narrow, len(21.0) * open], rot),
             [255, 255, 255, 255],
         ));
         if pose.blink < 0.5 {
-            let ic = head([side * 30.0 + 3.0, -170.0]);
+            let ic = head([face_x(side * 30.0 + 3.0), -170.0]);
             s.push(shape(
-                Geom::Ellipse(ic, [len(10.0), len(13.0)], rot),
+                Geom::Ellipse(ic, [len(10.0) * narrow, len(13.0)], rot),
                 [60, 150, 90, 255],
             ));
             s.push(shape(
-                Geom::Ellipse(ic, [len(5.0), len(6.5)], rot),
+                Geom::Ellipse(ic, [len(5.0) * narrow, len(6.5)], rot),
                 [20, 30, 30, 255],
             ));
             let mut hl = shape(
-                Geom::Ellipse(head([side * 30.0 + 7.0, -176.0]), [len(3.5), len(3.5)], rot),
+                Geom::Ellipse(
+                    head([face_x(side * 30.0 + 7.0), -176.0]),
+                    [len(3.5), len(3.5)],
+                    rot,
+                ),
                 [255, 255, 240, 255],
             );
             hl.outline = false;
@@ -282,7 +512,7 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
     if pose.mouth > 0.0 {
         s.push(shape(
             Geom::Ellipse(
-                head([0.0, -125.0]),
+                head([face_x(0.0), -125.0]),
                 [len(16.0), len(2.0 + 9.0 * pose.mouth)],
                 rot,
             ),
@@ -318,16 +548,56 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
         Geom::Capsule(place(elbow), place(wrist), len(15.0)),
         skin,
     ));
-    s.push(shape(
-        Geom::Ellipse(place(wrist), [len(20.0), len(18.0)], pose.turn),
-        skin,
-    ));
+    if pose.hand_open > 0.5 {
+        // An open hand: palm and fingers fanning out along the forearm.
+        let dir = [wrist[0] - elbow[0], wrist[1] - elbow[1]];
+        let n = (dir[0] * dir[0] + dir[1] * dir[1]).sqrt().max(1e-9);
+        let dir = [dir[0] / n, dir[1] / n];
+        let palm = [wrist[0] + 10.0 * dir[0], wrist[1] + 10.0 * dir[1]];
+        let reach = 14.0 + 24.0 * pose.hand_open;
+        for k in 0..5 {
+            let a = (k as f64 - 1.5) * 0.38 + if k == 4 { 0.5 } else { 0.0 };
+            let (fs, fc) = a.sin_cos();
+            let fd = [fc * dir[0] - fs * dir[1], fs * dir[0] + fc * dir[1]];
+            let tip = [
+                palm[0] + (16.0 + reach) * fd[0],
+                palm[1] + (16.0 + reach) * fd[1],
+            ];
+            s.push(shape(
+                Geom::Capsule(place(palm), place(tip), len(5.5)),
+                hand,
+            ));
+        }
+        s.push(shape(
+            Geom::Ellipse(place(palm), [len(19.0), len(17.0)], pose.turn),
+            hand,
+        ));
+    } else {
+        s.push(shape(
+            Geom::Ellipse(place(wrist), [len(20.0), len(18.0)], pose.turn),
+            hand,
+        ));
+    }
+    // A ball rolling through, in front of everything.
+    if let Some(b) = pose.ball {
+        let mut ball = shape(
+            Geom::Ellipse(b, [len(42.0) / pose.zoom, len(42.0) / pose.zoom], 0.0),
+            [230, 120, 40, 255],
+        );
+        ball.shade = Some(Shade {
+            normal: [0.6, 0.8],
+            offset: 0.6 * b[0] + 0.8 * b[1] + len(14.0) / pose.zoom,
+            fill: [190, 85, 30, 255],
+            trace: SHADOW_TRACE,
+        });
+        s.push(ball);
+    }
     s
 }
 
-/// Draws frame `pose` of `spec`.
-fn draw(spec: &CutSpec, shapes: &[Shape]) -> DrawnFrame {
-    let (w, h) = (spec.width, spec.height);
+/// Draws `shapes` on a canvas of size `canvas` in the style of `spec`.
+fn draw(spec: &CutSpec, canvas: [u32; 2], shapes: &[Shape]) -> DrawnFrame {
+    let [w, h] = canvas;
     let half = spec.line_width / 2.0;
     // Colour traces are one pixel wide at the default 3-px outline, and
     // scale with the outline (so a frame drawn at 4x keeps its traces).
@@ -407,7 +677,7 @@ pub fn draw_cut(spec: &CutSpec) -> Vec<DrawnFrame> {
     );
     poses(spec)
         .iter()
-        .map(|p| draw(spec, &character(spec, p)))
+        .map(|p| draw(spec, p.canvas, &character(spec, p)))
         .collect()
 }
 
@@ -542,6 +812,85 @@ mod tests {
             assert!(seg.count() >= 20, "only {} segments", seg.count());
         }
         assert_ne!(frames[0].line, frames[2].line, "the character moves");
+    }
+
+    /// Segment counts of the frames of `spec`.
+    fn segment_counts(frames: &[DrawnFrame]) -> Vec<u32> {
+        frames
+            .iter()
+            .map(|f| {
+                let art = LineArt::from_rgba(f.line.clone(), true);
+                Segmentation::from_line_art(&art).unwrap().count()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_preset_is_its_own_cut_with_parts_coming_and_going() {
+        let spec = |preset| CutSpec {
+            width: 384,
+            height: 288,
+            frames: 8,
+            preset,
+            ..CutSpec::default()
+        };
+        let cuts: Vec<Vec<DrawnFrame>> = Preset::ALL.iter().map(|&p| draw_cut(&spec(p))).collect();
+        for (p, frames) in Preset::ALL.iter().zip(&cuts) {
+            let counts = segment_counts(frames);
+            let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(
+                hi > lo,
+                "{}: the same {lo} segments in every frame",
+                p.name()
+            );
+            assert_ne!(frames[0].line, frames[7].line, "{}: no motion", p.name());
+            // Seeded: drawn again, the cut is the same.
+            assert_eq!(frames[5].gt, draw_cut(&spec(*p))[5].gt, "{}", p.name());
+        }
+        for i in 0..cuts.len() {
+            for j in i + 1..cuts.len() {
+                assert_ne!(
+                    cuts[i][7].line,
+                    cuts[j][7].line,
+                    "{} and {}",
+                    Preset::ALL[i].name(),
+                    Preset::ALL[j].name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hands_open_into_fingers_and_the_zoom_canvas_grows() {
+        let spec = |preset| CutSpec {
+            width: 384,
+            height: 288,
+            frames: 8,
+            preset,
+            ..CutSpec::default()
+        };
+        // Five fingers are five segments more than a fist, at least once.
+        let hands = segment_counts(&draw_cut(&spec(Preset::Hands)));
+        let basic = segment_counts(&draw_cut(&spec(Preset::Basic)));
+        assert!(
+            hands.iter().zip(&basic).any(|(h, b)| *h >= b + 4),
+            "hands {hands:?} basic {basic:?}"
+        );
+        let zoom = draw_cut(&spec(Preset::Zoom));
+        let dims: Vec<_> = zoom.iter().map(|f| f.line.dimensions()).collect();
+        assert!(dims.windows(2).all(|d| d[1].1 > d[0].1), "{dims:?}");
+        // The hair is cut by the top edge at first, not at the end.
+        let top_has_ink =
+            |f: &DrawnFrame| (0..f.line.width()).any(|x| f.line.get_pixel(x, 0)[3] > 0);
+        assert!(top_has_ink(&zoom[0]) && !top_has_ink(&zoom[7]));
+    }
+
+    #[test]
+    fn preset_names_round_trip() {
+        for p in Preset::ALL {
+            assert_eq!(p.name().parse::<Preset>(), Ok(p));
+        }
+        assert!("nope".parse::<Preset>().unwrap_err().contains("limbs"));
     }
 
     #[test]

@@ -17,6 +17,29 @@
 //!    them (Gaussian weights) bends the warp, so parts that moved on their
 //!    own (an arm, hair) and elastic drawing changes line up, and matching is
 //!    redone. Two rounds.
+//! 4. **Context proposals**: a segment still without a good candidate (a
+//!    part that moved far on its own) is offered the reference segments
+//!    that touch the references of its confidently matched neighbours and
+//!    have a similar size and shape. Overlap cannot find such a part; its
+//!    surroundings can.
+//! 5. **Background on the canvas edge**: background is no shape, so IoU
+//!    with it means little (it is much larger than anything it touches).
+//!    The reference's background is its edge segments painted the colour
+//!    that covers most of the edge; a target segment on the edge scores
+//!    for it by the share of its pixels that land there, unless a part of
+//!    the reference already matches it well or a neighbour lies more on the
+//!    background than it does (background pieces are separated by figure
+//!    parts, never by a line alone, so that segment is a part that moved). This keeps the background between
+//!    two legs cut by the bottom edge from taking the colour of the leg
+//!    under it in the aligned reference; the same holds for background over
+//!    hair on a canvas that grew (#11).
+//!
+//! Tried and left out (#11, `dacon-synth` example `presets`): relaxation
+//! labelling over the adjacency graph (a candidate scaled by how many of
+//! the target's neighbours are matched to segments adjacent to it in the
+//! reference) helped `--refs-window 3` on moving limbs but cost up to 4
+//! points of keyframe Acc-Thresh on turning and entering figures, where
+//! the neighbours' own matches are too noisy to vote.
 //!
 //! References are then combined per colour: each reference's best score for
 //! a colour, weighted by how well that reference aligned (the fraction of
@@ -114,8 +137,10 @@ pub struct ClassicFeatures {
     count: usize,
     area: Vec<f64>,
     centroid: Vec<[f64; 2]>,
-    /// Segments cut by the canvas edge: their shape is not their own.
-    at_border: Vec<bool>,
+    /// Pixels of every segment on the canvas edge. Segments cut by the
+    /// edge have a shape that is not their own; and background is what
+    /// touches the edge.
+    border_px: Vec<u32>,
     /// Minor/major axis ratio of every segment (second moments), 0..1.
     elongation: Vec<f64>,
     /// Neighbours of every segment across one line, with the length of the
@@ -134,12 +159,12 @@ impl ClassicFeatures {
         let count = seg.count() as usize;
         let mut area = vec![0.0f64; count + 1];
         let mut sum = vec![[0.0f64; 2]; count + 1];
-        let mut at_border = vec![false; count + 1];
+        let mut border_px = vec![0u32; count + 1];
         for (i, &l) in seg.labels().iter().enumerate() {
             let l = l as usize;
             let (x, y) = (i % w, i / w);
             if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
-                at_border[l] = true;
+                border_px[l] += 1;
             }
             area[l] += 1.0;
             sum[l][0] += (i % w) as f64;
@@ -210,7 +235,7 @@ impl ClassicFeatures {
             count,
             area,
             centroid,
-            at_border,
+            border_px,
             elongation,
             adjacency,
             index: Box::new(Index {
@@ -323,6 +348,8 @@ struct Candidate {
     score: f64,
     iou: f64,
     size: f64,
+    /// Share of the target segment's pixels that land on it.
+    cover: f64,
 }
 
 /// Keeps the [`MAX_CANDIDATES`] best-scoring candidates (ties to the smaller
@@ -427,6 +454,7 @@ impl ClassicEngine {
                     score: iou.max(0.8 * place),
                     iou,
                     size,
+                    cover: o / at.max(1.0),
                 });
             }
             keep_best(&mut list);
@@ -438,6 +466,7 @@ impl ClassicEngine {
                         score: 0.0,
                         iou: 0.0,
                         size: 0.0,
+                        cover: 0.0,
                     });
                 }
             }
@@ -475,8 +504,8 @@ impl ClassicEngine {
             if c.iou < self.config.anchor_iou
                 || c.size < 0.75
                 || t.area[tl] < 30.0
-                || t.at_border[tl]
-                || r.at_border[c.label as usize]
+                || t.border_px[tl] > 0
+                || r.border_px[c.label as usize] > 0
             {
                 continue;
             }
@@ -584,6 +613,7 @@ impl ClassicEngine {
                         score,
                         iou: 0.0,
                         size,
+                        cover: 0.0,
                     });
                 }
             }
@@ -621,6 +651,50 @@ impl ClassicEngine {
     }
 }
 
+/// Weight of the background share of an edge segment, against IoU scores:
+/// below 1 so that a part cut by the edge (a leg) that overlaps its own
+/// reference part well keeps it.
+const BACKDROP_COVER: f64 = 0.8;
+
+/// A candidate part scoring this well is what the edge segment is, however
+/// much of it lies on the background: a walking leg that outran the warp.
+const PART_MATCHED: f64 = 0.5;
+
+/// The background of a reference: its segments on the canvas edge painted
+/// the colour that covers most of the edge.
+struct Backdrop {
+    segments: Vec<u32>,
+}
+
+impl Backdrop {
+    fn contains(&self, label: u32) -> bool {
+        self.segments.binary_search(&label).is_ok()
+    }
+}
+
+fn backdrop(r: &ClassicFeatures, colors: &ColorTable) -> Backdrop {
+    let mut edge: Vec<(Rgba, u64)> = Vec::new();
+    for l in 1..=r.count {
+        let Some(c) = colors.get(l as u32).filter(|_| r.border_px[l] > 0) else {
+            continue;
+        };
+        match edge.iter_mut().find(|e| e.0 == c) {
+            Some(e) => e.1 += u64::from(r.border_px[l]),
+            None => edge.push((c, u64::from(r.border_px[l]))),
+        }
+    }
+    let Some(&(color, _)) = edge.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) else {
+        return Backdrop {
+            segments: Vec::new(),
+        };
+    };
+    Backdrop {
+        segments: (1..=r.count as u32)
+            .filter(|&l| r.border_px[l as usize] > 0 && colors.get(l) == Some(color))
+            .collect(),
+    }
+}
+
 /// One colour's support for a target segment, summed over references.
 #[derive(Debug, Clone, Copy)]
 struct Vote {
@@ -655,14 +729,51 @@ impl Engine for ClassicEngine {
                 self.match_reference(target, reference.features, &mut Work::default());
             let weight = quality.max(1e-3).powi(2);
             total_weight += weight;
+            let backdrop = backdrop(reference.features, reference.colors);
+            let cover: Vec<f64> = scores
+                .iter()
+                .map(|cands| {
+                    cands
+                        .iter()
+                        .filter(|c| backdrop.contains(c.label))
+                        .map(|c| c.cover)
+                        .sum()
+                })
+                .collect();
             for (tl, cands) in scores.iter().enumerate().skip(1) {
+                // Background is no shape to overlap: a target segment on the
+                // canvas edge is as much background as the share of it that
+                // lands on the reference's background, whatever the IoU
+                // with that (much larger) segment.
+                // Background pieces are separated by figure parts, never by
+                // a line alone: a segment whose neighbour lies more on the
+                // background than itself is a part (a leg that moved off its
+                // reference), not background.
+                let part = cands
+                    .iter()
+                    .filter(|c| !backdrop.contains(c.label))
+                    .any(|c| c.score >= PART_MATCHED);
+                let backdrop_cover = if target.border_px[tl] > 0
+                    && !part
+                    && target.adjacency[tl]
+                        .iter()
+                        .all(|&(n, _)| cover[n as usize] < cover[tl])
+                {
+                    cover[tl]
+                } else {
+                    0.0
+                };
                 // Best score (and its segment) per colour within this
                 // reference.
                 let mut best: Vec<(Rgba, f64, u32)> = Vec::new();
                 for cand in cands {
-                    let s = cand.score;
                     let Some(c) = reference.colors.get(cand.label) else {
                         continue;
+                    };
+                    let s = if backdrop.contains(cand.label) {
+                        cand.score.max(BACKDROP_COVER * backdrop_cover)
+                    } else {
+                        cand.score
                     };
                     match best.iter_mut().find(|e| e.0 == c) {
                         Some(e) if s > e.1 => *e = (c, s, cand.label),

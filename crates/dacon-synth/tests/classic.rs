@@ -1,0 +1,61 @@
+//! The classic engine's stages on our drawn cuts, where the truth is known.
+
+use dacon_core::classic::ClassicEngine;
+use dacon_core::color_table::BACKGROUND;
+use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
+use dacon_synth::{draw_cut, CutSpec, DrawnFrame};
+
+fn painted(f: &DrawnFrame) -> (Frame, ColorTable) {
+    let art = LineArt::from_rgba(f.line.clone(), true);
+    let seg = Segmentation::from_line_art(&art).unwrap();
+    let table = ColorTable::from_image(&seg, &f.gt).unwrap();
+    (Frame::new(art, seg), table)
+}
+
+/// Touches the canvas edge.
+fn on_edge(seg: &Segmentation, l: u32) -> bool {
+    let (w, h) = (seg.width() as usize, seg.height() as usize);
+    seg.labels().iter().enumerate().any(|(i, &x)| {
+        let (px, py) = (i % w, i / w);
+        x == l && (px == 0 || py == 0 || px + 1 == w || py + 1 == h)
+    })
+}
+
+#[test]
+fn background_between_the_legs_stays_background() {
+    // Keyframe from the first drawing: the legs reach the bottom edge, so
+    // the background between them is a piece of its own on the edge. After
+    // the legs have moved it overlaps a leg of the reference more than the
+    // reference's background piece (a much smaller IoU than the leg's),
+    // and used to be painted like the trousers.
+    let cut = draw_cut(&CutSpec {
+        frames: 7,
+        ..CutSpec::default()
+    });
+    let engine = ClassicEngine::default();
+    let (rf, colors) = painted(&cut[0]);
+    let features = engine.features(&rf).unwrap();
+    let refs = [Reference {
+        features: &features,
+        colors: &colors,
+    }];
+    let mut checked = 0;
+    for target in [3, 6] {
+        let (tf, truth) = painted(&cut[target]);
+        let pred = engine
+            .predict(&refs, &engine.features(&tf).unwrap())
+            .unwrap();
+        let sizes = tf.seg.pixel_counts();
+        for l in 1..=tf.seg.count() {
+            if truth.get(l) == Some(BACKGROUND) && sizes[l as usize] > 500 && on_edge(&tf.seg, l) {
+                checked += 1;
+                assert_eq!(
+                    pred.colors.get(l),
+                    Some(BACKGROUND),
+                    "frame {target} segment {l}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 3, "only {checked} background pieces on the edge");
+}
