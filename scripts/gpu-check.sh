@@ -46,7 +46,7 @@ for d in "${devices[@]}"; do
     tag=${d//[:\/]/_}
     parity="pass"
     DACON_DEVICE="$d" DACON_REQUIRE_SHARED=1 cargo test --release --workspace "${feature_args[@]}" \
-        --test dino --test engine --test train --test smoke >"$out/parity-$tag.log" 2>&1 || parity="FAIL"
+        --lib --bin dacon --test dino --test engine --test train --test smoke >"$out/parity-$tag.log" 2>&1 || parity="FAIL"
     passed=$(grep -Eo '[0-9]+ passed' "$out/parity-$tag.log" | awk '{s+=$1} END {print s+0}')
     cells=("$d" "$parity ($passed)")
     for m in vits14 vitl14; do

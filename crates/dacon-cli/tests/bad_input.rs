@@ -171,3 +171,34 @@ fn bad_colour_table() {
     assert_clean_failure(r, "t.json", &d.join("out"));
     assert!(files_in(&d.join("out")).is_empty());
 }
+
+/// A device this build cannot run on, or a name that is none, is a clear
+/// error before any work: it names the choices or the feature to build with.
+#[test]
+fn a_device_this_build_lacks_is_refused_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let r = dacon(
+        d,
+        &["bench", "--synthetic-model", "vits14", "--device", "gpu"],
+    )
+    .fails();
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("wgpu:cpu"), "{}", r.stderr());
+    if !cfg!(feature = "cuda") {
+        let r = dacon(
+            d,
+            &["bench", "--synthetic-model", "vits14", "--device", "cuda:1"],
+        );
+        let err = r.fails().stderr();
+        assert!(err.contains("--features cuda"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // The environment stands in for the flag.
+    let r = dacon_env(
+        d,
+        &["bench", "--synthetic-model", "vits14"],
+        &[("DACON_DEVICE", "tpu")],
+    );
+    assert!(r.fails().stderr().contains("tpu"));
+}

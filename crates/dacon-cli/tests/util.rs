@@ -33,9 +33,15 @@ impl Run {
 }
 
 pub fn dacon(dir: &Path, args: &[&str]) -> Run {
+    dacon_env(dir, args, &[])
+}
+
+/// [`dacon`] with extra environment variables.
+pub fn dacon_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_dacon"))
         .current_dir(dir)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run dacon");
     Run { out }
