@@ -825,15 +825,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn every_preset_is_its_own_cut_with_parts_coming_and_going() {
-        let spec = |preset| CutSpec {
+    /// A small 8-frame cut of a preset.
+    fn spec(preset: Preset) -> CutSpec {
+        CutSpec {
             width: 384,
             height: 288,
             frames: 8,
             preset,
             ..CutSpec::default()
-        };
+        }
+    }
+
+    #[test]
+    fn every_preset_is_its_own_cut_with_parts_coming_and_going() {
         let cuts: Vec<Vec<DrawnFrame>> = Preset::ALL.iter().map(|&p| draw_cut(&spec(p))).collect();
         for (p, frames) in Preset::ALL.iter().zip(&cuts) {
             let counts = segment_counts(frames);
@@ -862,13 +866,6 @@ mod tests {
 
     #[test]
     fn hands_open_into_fingers_and_the_zoom_canvas_grows() {
-        let spec = |preset| CutSpec {
-            width: 384,
-            height: 288,
-            frames: 8,
-            preset,
-            ..CutSpec::default()
-        };
         // Five fingers are five segments more than a fist, at least once.
         let hands = segment_counts(&draw_cut(&spec(Preset::Hands)));
         let basic = segment_counts(&draw_cut(&spec(Preset::Basic)));

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use dacon_synth::{write_cut, CutSpec, Preset};
 
 #[derive(Debug, Args)]
@@ -30,40 +30,22 @@ pub struct ExampleArgs {
     /// Outline width in pixels (0.5 to 32).
     #[arg(long, default_value_t = 3.0, value_parser = parse_line_width)]
     pub line_width: f64,
-    /// Kind of motion: the harder presets are a development set for
-    /// matchers (frames differ in segment count, parts move on their own).
-    #[arg(long, value_enum, default_value_t = PresetArg::Basic)]
-    pub preset: PresetArg,
+    /// Kind of motion: `basic` (the bundled example) or a harder
+    /// development set for matchers, where frames differ in segment count:
+    /// `limbs` (arms and hands moving on their own, occluding), `turn` (a
+    /// large rotation, a head turning aside, near-identical dark tones),
+    /// `hands` (fists opening into fingers), `enter` (a figure walking in
+    /// across the edge, a ball rolling in and out), `zoom` (the canvas
+    /// grows from frame to frame).
+    #[arg(long, default_value = "basic", value_parser = preset_parser())]
+    pub preset: Preset,
 }
 
-/// The presets of `dacon_synth::Preset`, as command-line choices.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PresetArg {
-    /// Gentle drift, one arm across the body, a mouth opening, a blink.
-    Basic,
-    /// Arms, gloved hands and legs swinging on their own, occluding.
-    Limbs,
-    /// Large rotation and a head turning aside, in near-identical dark tones.
-    Turn,
-    /// Gloved hands opening (fingers appear) and closing.
-    Hands,
-    /// The figure walks in across the edge; a ball rolls in and out.
-    Enter,
-    /// Zoom in while the canvas grows from frame to frame.
-    Zoom,
-}
-
-impl From<PresetArg> for Preset {
-    fn from(p: PresetArg) -> Preset {
-        match p {
-            PresetArg::Basic => Preset::Basic,
-            PresetArg::Limbs => Preset::Limbs,
-            PresetArg::Turn => Preset::Turn,
-            PresetArg::Hands => Preset::Hands,
-            PresetArg::Enter => Preset::Enter,
-            PresetArg::Zoom => Preset::Zoom,
-        }
-    }
+/// The names of [`Preset`] as command-line choices (listed in `--help`).
+fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
+        .try_map(|s| s.parse::<Preset>())
 }
 
 fn parse_in(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
@@ -90,7 +72,7 @@ pub fn run(args: &ExampleArgs) -> Result<()> {
         line_width: args.line_width,
         antialias: args.antialias,
         motion: args.motion,
-        preset: args.preset.into(),
+        preset: args.preset,
     };
     let n = write_cut(&args.out, &spec)
         .with_context(|| format!("{}: cannot write the example", args.out.display()))?;
