@@ -152,6 +152,11 @@ impl DaconEngine {
         }
     }
 
+    /// The device the engine runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The released variant.
     pub fn version(&self) -> Version {
         self.head_config.version

@@ -138,9 +138,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let input = tmp.join("frame.png");
     std::fs::write(&input, &png)?;
-    if matches!(engine, AnyEngine::Dacon(_)) {
-        let device = args.engine.device.open()?;
-        println!("device: {}", dacon_neural::device::describe(&device));
+    if let AnyEngine::Dacon(m) = &engine {
+        println!("device: {}", dacon_neural::device::describe(m.device()));
     }
     let result = pool.install(|| {
         if let AnyEngine::Dacon(m) = &engine {
