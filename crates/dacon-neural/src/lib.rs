@@ -10,6 +10,7 @@
 
 pub mod any_engine;
 pub mod cache;
+mod cpu;
 pub mod describe;
 pub mod device;
 pub mod dino;

@@ -27,8 +27,28 @@ pub fn bilinear(
     out_h: usize,
     out_w: usize,
 ) -> Vec<f32> {
-    let ty = bilinear_taps(h, out_h);
-    let tx = bilinear_taps(w, out_w);
+    resample(
+        data,
+        channels,
+        h,
+        w,
+        &bilinear_taps(h, out_h),
+        &bilinear_taps(w, out_w),
+    )
+}
+
+/// Bilinear resampling of `channels` planes along row taps `ty` and column
+/// taps `tx`, in PyTorch's order: `h0 * (w0 * a + w1 * b) + h1 * (w0 * c +
+/// w1 * d)`.
+pub fn resample(
+    data: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    ty: &[(usize, usize, f32, f32)],
+    tx: &[(usize, usize, f32, f32)],
+) -> Vec<f32> {
+    let (out_h, out_w) = (ty.len(), tx.len());
     let mut out = vec![0f32; channels * out_h * out_w];
     for c in 0..channels {
         let plane = &data[c * h * w..(c + 1) * h * w];

@@ -9,9 +9,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::module::{interpolate, max_pool2d};
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor};
 
+use crate::cpu;
 use crate::error::{Error, Result};
 use crate::resize::upsample2x_aligned;
 use crate::weights::{shape_of, Values, WeightMap};
@@ -148,7 +149,56 @@ struct ConvBlock {
 
 /// `conv -> InstanceNorm -> ReLU`.
 fn conv_norm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    relu(instance_norm(conv.forward(x)))
+    relu(instance_norm(convolve(conv, x)))
+}
+
+/// A U-Net convolution (stride 1, odd square kernel, "same" padding).
+///
+/// Training on a GPU backend goes through [`convolve_as_matmul`]: burn-cubecl
+/// 0.22.1 computes the weight gradient of a convolution over a large map
+/// wrongly (on lavapipe a 1x1 convolution over 512x512 is off by a relative
+/// 0.99, bias and input gradients right; `tests/gpu_gradients.rs`), while
+/// the gradients of a plain matmul are right at every size. The CPU keeps
+/// burn's convolution, whose gradients match PyTorch's (the training parity
+/// vectors) and which needs no k*k-times copy of its input.
+fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if x.is_autodiff() && x.device().inner() != Device::flex() {
+        return convolve_as_matmul(conv, x);
+    }
+    conv.forward(x)
+}
+
+/// The same convolution as one matmul over the k*k shifted copies of the
+/// padded input (im2col), which autodiff differentiates with matmuls only.
+fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [o, _, k, _] = conv.weight.dims();
+    let pad = k / 2;
+    let padded = if pad > 0 {
+        x.pad((pad, pad, pad, pad), PadMode::Constant(0.0))
+    } else {
+        x
+    };
+    // Tap-major channel blocks: block `dy * k + dx` is the input shifted by
+    // (dy, dx), so the weight is laid out [o, ky, kx, c] to match.
+    let taps: Vec<Tensor<4>> = (0..k * k)
+        .map(|t| {
+            let (dy, dx) = (t / k, t % k);
+            padded.clone().slice([0..b, 0..c, dy..dy + h, dx..dx + w])
+        })
+        .collect();
+    let columns = Tensor::cat(taps, 1).reshape([b, k * k * c, h * w]);
+    let weight = conv
+        .weight
+        .val()
+        .permute([0, 2, 3, 1])
+        .reshape([1, o, k * k * c])
+        .expand([b, o, k * k * c]);
+    let mut y = weight.matmul(columns);
+    if let Some(bias) = &conv.bias {
+        y = y + bias.val().reshape([1, o, 1]);
+    }
+    y.reshape([b, o, h, w])
 }
 
 impl ConvBlock {
@@ -178,7 +228,18 @@ impl UNet {
     /// # Shapes
     /// - x: `[B, 3, H, W]` (H, W divisible by 2^levels)
     /// - output: `[B, output, H, W]`
+    ///
+    /// Inference on the CPU runs in [`crate::cpu`] (burn's CPU convolution
+    /// is 2.6x slower than PyTorch's); training and GPU backends run on
+    /// burn's tensors.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if !x.is_autodiff() && x.device() == Device::flex() {
+            return self.forward_cpu(x);
+        }
+        self.forward_tensors(x)
+    }
+
+    fn forward_tensors(&self, x: Tensor<4>) -> Tensor<4> {
         let mut skips = Vec::with_capacity(self.encoder_blocks.len());
         let mut x = x;
         for block in &self.encoder_blocks {
@@ -196,7 +257,76 @@ impl UNet {
             let y = conv_norm(&up.conv, upsample(x));
             x = dec.forward(Tensor::cat(vec![skip, y], 1));
         }
-        self.final_conv.forward(x)
+        convolve(&self.final_conv, x)
+    }
+}
+
+impl UNet {
+    fn forward_cpu(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let device = x.device();
+        let data = x.values();
+        let mut out = Vec::new();
+        for image in data.chunks_exact((c * h * w).max(1)).take(b) {
+            let y = self.forward_planes(cpu::Planes {
+                c,
+                h,
+                w,
+                data: image.to_vec(),
+            });
+            out.extend_from_slice(&y.data);
+        }
+        let o = out.len() / (b * h * w).max(1);
+        crate::weights::tensor(out, [b, o, h, w], &device)
+    }
+
+    /// [`UNet::forward_tensors`] step for step, on one image.
+    fn forward_planes(&self, x: cpu::Planes) -> cpu::Planes {
+        let mut skips = Vec::with_capacity(self.encoder_blocks.len());
+        let mut x = x;
+        for block in &self.encoder_blocks {
+            let y = block.forward_cpu(&x);
+            x = cpu::max_pool2(&y);
+            skips.push(y);
+        }
+        x = self.bottleneck.forward_cpu(&x);
+        for ((up, dec), skip) in self
+            .decoder_up_convs
+            .iter()
+            .zip(&self.decoder_conv_blocks)
+            .zip(skips.into_iter().rev())
+        {
+            let y = conv_norm_cpu(&up.conv, &cpu::upsample2(&x));
+            x = dec.forward_cpu(&cpu::concat(&skip, &y));
+        }
+        kernel(&self.final_conv).apply(&x)
+    }
+}
+
+impl ConvBlock {
+    fn forward_cpu(&self, x: &cpu::Planes) -> cpu::Planes {
+        conv_norm_cpu(&self.second, &conv_norm_cpu(&self.first, x))
+    }
+}
+
+fn conv_norm_cpu(conv: &Conv2d, x: &cpu::Planes) -> cpu::Planes {
+    let mut y = kernel(conv).apply(x);
+    cpu::instance_norm_relu(&mut y);
+    y
+}
+
+/// A convolution's parameters, read out of the module.
+fn kernel(conv: &Conv2d) -> cpu::Kernel {
+    let [o, c, k, _] = conv.weight.dims();
+    cpu::Kernel {
+        o,
+        c,
+        k,
+        weight: conv.weight.val().values(),
+        bias: conv
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; o], |b| b.val().values()),
     }
 }
 
@@ -254,6 +384,86 @@ mod tests {
                 assert!((g - e).abs() <= 5e-5, "{h}x{w}: {g} vs {e}");
             }
         }
+    }
+
+    /// The im2col form is the same convolution: values and the gradients of
+    /// weight, bias and input equal burn's on the same device (the CPU in
+    /// the workspace run, where burn's are the proven ones), for the 3x3
+    /// and 1x1 kernels of the U-Net, over a map that is not square. Sums run
+    /// in another order: a few float32 ulps of values of order 10.
+    #[test]
+    fn the_matmul_convolution_equals_burns() {
+        let device = crate::device::from_env()
+            .expect("DACON_DEVICE names a device of this build")
+            .autodiff();
+        for (k, pad) in [(3, 1), (1, 0)] {
+            let layer = conv(3, 5, k, pad, &device);
+            let data = |n: usize, seed: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| (((i * 37 + seed) % 101) as f32 - 50.0) / 25.0)
+                    .collect()
+            };
+            let x: Tensor<4> =
+                crate::weights::tensor(data(2 * 3 * 6 * 7, 1), [2, 3, 6, 7], &device);
+            let outputs = [
+                |c: &Conv2d, x| c.forward(x),
+                |c: &Conv2d, x| convolve_as_matmul(c, x),
+            ]
+            .map(|f| {
+                let x = x.clone().require_grad();
+                let y = f(&layer, x.clone());
+                let weights: Tensor<4> =
+                    crate::weights::tensor(data(2 * 5 * 6 * 7, 3), [2, 5, 6, 7], &device);
+                let grads = (y.clone() * weights).sum().backward();
+                let bias = layer.bias.as_ref().expect("bias").grad(&grads);
+                [
+                    y.values(),
+                    layer.weight.grad(&grads).expect("weight gradient").values(),
+                    bias.expect("bias gradient").values(),
+                    x.grad(&grads).expect("input gradient").values(),
+                ]
+            });
+            for (what, (got, want)) in ["output", "weight", "bias", "input"]
+                .iter()
+                .zip(outputs[1].iter().zip(&outputs[0]))
+            {
+                assert_eq!(got.len(), want.len(), "{k}x{k} {what}");
+                for (g, e) in got.iter().zip(want) {
+                    assert!(
+                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                        "{k}x{k} {what}: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The CPU inference path computes what the tensor path computes, on
+    /// a narrow U-Net with three levels over a map that is not square. The
+    /// two place the upsampling's source points in f32 (PyTorch) and f64
+    /// (burn), a few 1e-5 before the normalisations; the parity vectors
+    /// (tests/engine.rs) hold the CPU path to the official outputs at 1e-4.
+    #[test]
+    fn the_cpu_path_computes_the_tensor_path() {
+        let device = Device::flex();
+        let unet = UNetConfig::new()
+            .with_hidden(vec![4, 6, 8])
+            .with_output(5)
+            .init(&device);
+        let (h, w) = (40, 24);
+        let data: Vec<f32> = (0..2 * 3 * h * w)
+            .map(|i| ((i * 7919 % 1013) as f32) / 1013.0)
+            .collect();
+        let x: Tensor<4> = crate::weights::tensor(data, [2, 3, h, w], &device);
+        let want = unet.forward_tensors(x.clone()).values();
+        let got = unet.forward(x).values();
+        assert_eq!(got.len(), 2 * 5 * h * w);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, e)| (g - e).abs() / e.abs().max(1.0))
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "worst difference {worst}");
     }
 
     /// The gradient of a sum through the upsampling is how often each
