@@ -65,17 +65,24 @@ pub enum Preset {
     /// kept at the bottom: hair cut by the top edge at first, open
     /// background above it later.
     Zoom,
+    /// Limbs moving on their own, with every frame drawn anew the way a
+    /// hand redraws it: outlines wobble and change thickness, fold and
+    /// strand lines appear in some frames and not in others (splitting
+    /// parts), and shadows are left out now and then (merging them), so
+    /// segment counts differ up to about 2x between frames.
+    Redraw,
 }
 
 impl Preset {
     /// Every preset, in declaration order.
-    pub const ALL: [Preset; 6] = [
+    pub const ALL: [Preset; 7] = [
         Preset::Basic,
         Preset::Limbs,
         Preset::Turn,
         Preset::Hands,
         Preset::Enter,
         Preset::Zoom,
+        Preset::Redraw,
     ];
 
     /// The lower-case name (as `dacon example --preset` takes it).
@@ -87,6 +94,7 @@ impl Preset {
             Preset::Hands => "hands",
             Preset::Enter => "enter",
             Preset::Zoom => "zoom",
+            Preset::Redraw => "redraw",
         }
     }
 }
@@ -298,6 +306,11 @@ fn poses(spec: &CutSpec) -> Vec<Pose> {
                     pose.zoom = 1.22 + 0.015 * m * tf;
                     pose.shift = [0.3 * vx * tf, 0.0];
                 }
+                Preset::Redraw => {
+                    pose.arm = 0.25 + 0.7 * m * swing(0, 0.5);
+                    pose.back_arm = 0.6 * m * swing(1, 0.6);
+                    pose.legs = 0.3 * m * swing(2, 0.5);
+                }
             }
             pose
         })
@@ -329,7 +342,7 @@ fn palette(preset: Preset) -> Palette {
         hand: skin,
     };
     match preset {
-        Preset::Limbs | Preset::Hands => Palette {
+        Preset::Limbs | Preset::Hands | Preset::Redraw => Palette {
             hand: [236, 236, 226, 255],
             ..base
         },
@@ -595,10 +608,108 @@ fn character(spec: &CutSpec, pose: &Pose) -> Vec<Shape> {
     s
 }
 
-/// Draws `shapes` on a canvas of size `canvas` in the style of `spec`.
-fn draw(spec: &CutSpec, canvas: [u32; 2], shapes: &[Shape]) -> DrawnFrame {
+/// How one frame of [`Preset::Redraw`] departs from the clean drawing of
+/// its pose: an artist never traces the same line twice.
+struct Redraw {
+    /// Plane waves `(wave vector, phase, amplitude)` summed into an offset
+    /// of every outline, in pixels: the drawn contour wanders off the true
+    /// one by a different low-frequency wobble in every frame.
+    wobble: Vec<([f64; 2], f64, f64)>,
+    /// Plane waves scaling the outline width (pen pressure).
+    pressure: Vec<([f64; 2], f64, f64)>,
+    /// Extra lines (folds, hair strands) by the shape they lie on; clipped
+    /// to what shows of that shape, so each one crossing it splits it.
+    strokes: Vec<(usize, Geom)>,
+    /// Shapes whose shadow is not drawn in this frame.
+    plain: Vec<bool>,
+}
+
+fn waves(w: &[([f64; 2], f64, f64)], p: [f64; 2]) -> f64 {
+    w.iter()
+        .map(|&(k, phase, amp)| amp * (k[0] * p[0] + k[1] * p[1] + phase).sin())
+        .sum()
+}
+
+impl Redraw {
+    fn new(spec: &CutSpec, frame: usize, shapes: &[Shape]) -> Self {
+        let mut rng = Rng::new(spec.seed ^ 0x7ed7_a3b1_0c55_e11d ^ (frame as u64 + 1) << 20);
+        let u = f64::from(spec.height.min(spec.width)) / 576.0;
+        let mut plane = |wavelength: [f64; 2], amp: f64| {
+            let a = rng.range(0.0, std::f64::consts::TAU);
+            let k = std::f64::consts::TAU / (rng.range(wavelength[0], wavelength[1]) * u);
+            (
+                [k * a.cos(), k * a.sin()],
+                rng.range(0.0, std::f64::consts::TAU),
+                amp,
+            )
+        };
+        let wobble = vec![
+            plane([90.0, 160.0], 1.6 * u),
+            plane([50.0, 90.0], 1.0 * u),
+            plane([25.0, 45.0], 0.5 * u),
+        ];
+        let pressure = vec![plane([40.0, 120.0], 0.25), plane([20.0, 50.0], 0.15)];
+        // How busy this frame's drawing is: from clean to a fold on most
+        // parts, so neighbouring frames differ strongly in segment count.
+        let busy = rng.range(0.0, 0.9);
+        let mut strokes = Vec::new();
+        let mut plain = vec![false; shapes.len()];
+        for (k, sh) in shapes.iter().enumerate() {
+            if sh.shade.is_some() && rng.unit() < 0.3 {
+                plain[k] = true;
+            }
+            if !sh.outline {
+                continue;
+            }
+            for n in 0..2 {
+                let keep = rng.unit() < if n == 0 { busy } else { busy * busy };
+                let stroke = match sh.geom {
+                    Geom::Ellipse(c, r, rot) if r[0].min(r[1]) >= 14.0 * u => {
+                        let (ox, oy) = (rng.range(-0.4, 0.4) * r[0], rng.range(-0.4, 0.4) * r[1]);
+                        let (rs, rc) = rot.sin_cos();
+                        let at = [c[0] + rc * ox - rs * oy, c[1] + rs * ox + rc * oy];
+                        let a = rng.range(0.0, std::f64::consts::PI);
+                        let reach = 2.5 * r[0].max(r[1]);
+                        let d = [reach * a.cos(), reach * a.sin()];
+                        Some(Geom::Capsule(
+                            [at[0] - d[0], at[1] - d[1]],
+                            [at[0] + d[0], at[1] + d[1]],
+                            0.0,
+                        ))
+                    }
+                    Geom::Capsule(a, b, r) if r >= 12.0 * u => {
+                        let f = rng.range(0.2, 0.8);
+                        let at = [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])];
+                        let axis = (b[1] - a[1]).atan2(b[0] - a[0]);
+                        let dir = axis + std::f64::consts::FRAC_PI_2 + rng.range(-0.5, 0.5);
+                        let d = [3.0 * r * dir.cos(), 3.0 * r * dir.sin()];
+                        Some(Geom::Capsule(
+                            [at[0] - d[0], at[1] - d[1]],
+                            [at[0] + d[0], at[1] + d[1]],
+                            0.0,
+                        ))
+                    }
+                    _ => None,
+                };
+                if let Some(g) = stroke.filter(|_| keep) {
+                    strokes.push((k, g));
+                }
+            }
+        }
+        Redraw {
+            wobble,
+            pressure,
+            strokes,
+            plain,
+        }
+    }
+}
+
+/// Draws `shapes` on a canvas of size `canvas` in the style of `spec`,
+/// redrawn by `redraw` when given.
+fn draw(spec: &CutSpec, canvas: [u32; 2], shapes: &[Shape], redraw: Option<&Redraw>) -> DrawnFrame {
     let [w, h] = canvas;
-    let half = spec.line_width / 2.0;
+    let line_half = spec.line_width / 2.0;
     // Colour traces are one pixel wide at the default 3-px outline, and
     // scale with the outline (so a frame drawn at 4x keeps its traces).
     let trace_half = (spec.line_width / 6.0).max(0.5);
@@ -607,12 +718,22 @@ fn draw(spec: &CutSpec, canvas: [u32; 2], shapes: &[Shape]) -> DrawnFrame {
     for y in 0..h {
         for x in 0..w {
             let p = [x as f64, y as f64];
+            let (wobble, half) = match redraw {
+                None => (0.0, line_half),
+                Some(r) => (
+                    waves(&r.wobble, p),
+                    (line_half * (1.0 + waves(&r.pressure, p))).max(0.5),
+                ),
+            };
             // Top-most shape whose outline band or inside covers p.
             let mut ink = 0.0f64;
             let mut paint = BG;
             let mut trace = None;
-            for sh in shapes.iter().rev() {
-                let d = sh.geom.sdf(p);
+            for (k, sh) in shapes.iter().enumerate().rev() {
+                let d = match redraw {
+                    None => sh.geom.sdf(p),
+                    Some(_) => sh.geom.sdf(p) + wobble,
+                };
                 let reach = if sh.outline { half } else { 0.0 };
                 if d >= reach + 1.0 {
                     continue;
@@ -624,7 +745,17 @@ fn draw(spec: &CutSpec, canvas: [u32; 2], shapes: &[Shape]) -> DrawnFrame {
                 }
                 if d < reach.max(0.0) {
                     paint = sh.fill;
-                    if let Some(sd) = sh.shade {
+                    if let Some(r) = redraw {
+                        for (_, g) in r.strokes.iter().filter(|s| s.0 == k) {
+                            let cov = (0.8 * half + 0.5 - g.sdf(p)).clamp(0.0, 1.0);
+                            ink = ink.max(cov);
+                        }
+                    }
+                    let shade = match redraw {
+                        Some(r) if r.plain[k] => None,
+                        _ => sh.shade,
+                    };
+                    if let Some(sd) = shade {
                         let s = sd.normal[0] * p[0] + sd.normal[1] * p[1] - sd.offset;
                         if s > 0.0 {
                             paint = sd.fill;
@@ -677,7 +808,12 @@ pub fn draw_cut(spec: &CutSpec) -> Vec<DrawnFrame> {
     );
     poses(spec)
         .iter()
-        .map(|p| draw(spec, p.canvas, &character(spec, p)))
+        .enumerate()
+        .map(|(i, p)| {
+            let shapes = character(spec, p);
+            let redraw = (spec.preset == Preset::Redraw).then(|| Redraw::new(spec, i, &shapes));
+            draw(spec, p.canvas, &shapes, redraw.as_ref())
+        })
         .collect()
 }
 
@@ -880,6 +1016,38 @@ mod tests {
         let top_has_ink =
             |f: &DrawnFrame| (0..f.line.width()).any(|x| f.line.get_pixel(x, 0)[3] > 0);
         assert!(top_has_ink(&zoom[0]) && !top_has_ink(&zoom[7]));
+    }
+
+    #[test]
+    fn redrawn_frames_differ_in_segment_count_like_real_cels() {
+        let counts = segment_counts(&draw_cut(&spec(Preset::Redraw)));
+        let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*hi as f64 >= 1.5 * *lo as f64, "{counts:?}");
+        // Some neighbouring frames differ by a third or more: parts split
+        // and merge from one drawing to the next, not only over the cut.
+        assert!(
+            counts
+                .windows(2)
+                .any(|c| 3 * c[0].abs_diff(c[1]) >= c[0].min(c[1])),
+            "{counts:?}"
+        );
+        // The extra lines split parts but never change their paint: every
+        // painted pixel of the redrawn frame has a colour of the palette.
+        let redraw = spec(Preset::Redraw);
+        let frames = draw_cut(&redraw);
+        let poses = poses(&redraw);
+        for (f, pose) in frames.iter().zip(&poses) {
+            let shapes = character(&redraw, pose);
+            let known: Vec<[u8; 4]> = shapes
+                .iter()
+                .flat_map(|s| [Some(s.fill), s.shade.map(|d| d.fill)])
+                .flatten()
+                .chain([INK, BG])
+                .collect();
+            for p in f.gt.pixels() {
+                assert!(known.contains(&p.0), "{:?} not in the palette", p.0);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The classic engine's stages on our drawn cuts, where the truth is known.
 
-use dacon_core::classic::ClassicEngine;
+use dacon_core::classic::{ClassicConfig, ClassicEngine};
 use dacon_core::color_table::BACKGROUND;
 use dacon_core::{ColorTable, Engine, Frame, LineArt, Reference, Segmentation};
 use dacon_synth::{draw_cut, CutSpec, DrawnFrame};
@@ -58,4 +58,50 @@ fn background_between_the_legs_stays_background() {
         }
     }
     assert!(checked >= 3, "only {checked} background pieces on the edge");
+}
+
+#[test]
+fn a_glove_that_moved_with_its_forearm_keeps_its_colour() {
+    // Redrawn limbs, frame 9 coloured from frame 8: the front arm swings
+    // on its own, so the global warp and the smooth field (pulled by the
+    // body around it) lay the glove onto the shirt of frame 8. Mapped with
+    // the rigid motion of its matched neighbour it lands on the glove.
+    let cut = draw_cut(&CutSpec {
+        frames: 10,
+        preset: dacon_synth::Preset::Redraw,
+        ..CutSpec::default()
+    });
+    let (rf, colors) = painted(&cut[8]);
+    let (tf, truth) = painted(&cut[9]);
+    let glove = [236, 236, 226, 255];
+    let sizes = tf.seg.pixel_counts();
+    let gloves: Vec<u32> = (1..=tf.seg.count())
+        .filter(|&l| truth.get(l) == Some(glove) && sizes[l as usize] > 500)
+        .collect();
+    assert!(!gloves.is_empty(), "no glove in frame 9");
+    let colour = |part_motion: bool| {
+        let engine = ClassicEngine::new(ClassicConfig {
+            part_motion,
+            ..ClassicConfig::default()
+        });
+        let features = engine.features(&rf).unwrap();
+        let refs = [Reference {
+            features: &features,
+            colors: &colors,
+        }];
+        let pred = engine
+            .predict(&refs, &engine.features(&tf).unwrap())
+            .unwrap();
+        gloves
+            .iter()
+            .map(|&l| pred.colors.get(l))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        colour(true).iter().all(|&c| c == Some(glove)),
+        "{:?}",
+        colour(true)
+    );
+    // The case is one the warp alone gets wrong.
+    assert!(colour(false).iter().any(|&c| c != Some(glove)));
 }

@@ -36,7 +36,9 @@ pub struct ExampleArgs {
     /// large rotation, a head turning aside, near-identical dark tones),
     /// `hands` (fists opening into fingers), `enter` (a figure walking in
     /// across the edge, a ball rolling in and out), `zoom` (the canvas
-    /// grows from frame to frame).
+    /// grows from frame to frame), `redraw` (limbs moving on their own,
+    /// every frame redrawn: wobbling lines, fold lines and shadows that
+    /// come and go, segment counts differing up to 2x).
     #[arg(long, default_value = "basic", value_parser = preset_parser())]
     pub preset: Preset,
 }

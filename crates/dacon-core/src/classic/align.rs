@@ -348,6 +348,16 @@ impl Warp {
         [g[0] + d[0], g[1] + d[1]]
     }
 
+    /// `global` alone, without the displacement field.
+    #[inline]
+    pub(crate) fn apply_global(&self, p: [f64; 2]) -> [f64; 2] {
+        let m = &self.matrix;
+        [
+            m[0] * p[0] + m[1] * p[1] + m[2],
+            m[3] * p[0] + m[4] * p[1] + m[5],
+        ]
+    }
+
     #[inline]
     fn displacement(&self, p: [f64; 2]) -> [f64; 2] {
         let gx = (p[0] / self.step).clamp(0.0, (self.grid_w - 1) as f64);
