@@ -19,6 +19,9 @@ pub enum AnyEngine {
 
 /// Features of [`AnyEngine`]: those of the engine that made them.
 #[derive(Debug, Clone)]
+// One value per frame in flight, never in bulk: boxing would add an
+// allocation per frame to save a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyFeatures {
     /// From [`AnyEngine::Classic`].
     Classic(ClassicFeatures),

@@ -163,14 +163,20 @@ fn conv_norm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// vectors) and which needs no k*k-times copy of its input.
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if x.is_autodiff() && x.device().inner() != Device::flex() {
-        return convolve_as_matmul(conv, x);
+        return convolve_as_matmul(conv, x, GPU_BAND_FLOATS);
     }
     conv.forward(x)
 }
 
-/// The same convolution as one matmul over the k*k shifted copies of the
-/// padded input (im2col), which autodiff differentiates with matmuls only.
-fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// Floats in one band's im2col matrix on a GPU backend: wgpu binds at most
+/// 128 MiB per storage buffer by default, and shorter contractions keep
+/// the float32 weight-gradient sums short.
+const GPU_BAND_FLOATS: usize = 1 << 24;
+
+/// The same convolution as matmuls over the k*k shifted copies of the
+/// padded input (im2col), band of rows by band, which autodiff
+/// differentiates with matmuls, slices and concatenations only.
+fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>, band_floats: usize) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let [o, _, k, _] = conv.weight.dims();
     let pad = k / 2;
@@ -181,24 +187,34 @@ fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     };
     // Tap-major channel blocks: block `dy * k + dx` is the input shifted by
     // (dy, dx), so the weight is laid out [o, ky, kx, c] to match.
-    let taps: Vec<Tensor<4>> = (0..k * k)
-        .map(|t| {
-            let (dy, dx) = (t / k, t % k);
-            padded.clone().slice([0..b, 0..c, dy..dy + h, dx..dx + w])
-        })
-        .collect();
-    let columns = Tensor::cat(taps, 1).reshape([b, k * k * c, h * w]);
     let weight = conv
         .weight
         .val()
         .permute([0, 2, 3, 1])
         .reshape([1, o, k * k * c])
         .expand([b, o, k * k * c]);
-    let mut y = weight.matmul(columns);
-    if let Some(bias) = &conv.bias {
-        y = y + bias.val().reshape([1, o, 1]);
-    }
-    y.reshape([b, o, h, w])
+    let band = (band_floats / (b * k * k * c * w).max(1)).clamp(1, h.max(1));
+    let bands: Vec<Tensor<4>> = (0..h)
+        .step_by(band)
+        .map(|y0| {
+            let rows = band.min(h - y0);
+            let taps: Vec<Tensor<4>> = (0..k * k)
+                .map(|t| {
+                    let (dy, dx) = (t / k, t % k);
+                    padded
+                        .clone()
+                        .slice([0..b, 0..c, y0 + dy..y0 + dy + rows, dx..dx + w])
+                })
+                .collect();
+            let columns = Tensor::cat(taps, 1).reshape([b, k * k * c, rows * w]);
+            let mut y = weight.clone().matmul(columns);
+            if let Some(bias) = &conv.bias {
+                y = y + bias.val().reshape([1, o, 1]);
+            }
+            y.reshape([b, o, rows, w])
+        })
+        .collect();
+    Tensor::cat(bands, 2)
 }
 
 impl ConvBlock {
@@ -405,9 +421,15 @@ mod tests {
             };
             let x: Tensor<4> =
                 crate::weights::tensor(data(2 * 3 * 6 * 7, 1), [2, 3, 6, 7], &device);
+            // One band, and bands of two rows (the last of one).
             let outputs = [
                 |c: &Conv2d, x| c.forward(x),
-                |c: &Conv2d, x| convolve_as_matmul(c, x),
+                |c: &Conv2d, x| convolve_as_matmul(c, x, GPU_BAND_FLOATS),
+                |c: &Conv2d, x: Tensor<4>| {
+                    let [b, c_in, _, w] = x.dims();
+                    let k = c.weight.dims()[2];
+                    convolve_as_matmul(c, x, 2 * b * k * k * c_in * w)
+                },
             ]
             .map(|f| {
                 let x = x.clone().require_grad();
@@ -425,7 +447,8 @@ mod tests {
             });
             for (what, (got, want)) in ["output", "weight", "bias", "input"]
                 .iter()
-                .zip(outputs[1].iter().zip(&outputs[0]))
+                .cycle()
+                .zip(outputs[1..].iter().flatten().zip(outputs[0].iter().cycle()))
             {
                 assert_eq!(got.len(), want.len(), "{k}x{k} {what}");
                 for (g, e) in got.iter().zip(want) {
