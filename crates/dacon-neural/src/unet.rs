@@ -105,15 +105,22 @@ impl UNetConfig {
 fn instance_norm(x: Tensor<4>) -> Tensor<4> {
     // Under autodiff the statistics must stay in the graph (the gradient
     // flows through the mean and variance); otherwise exact statistics.
+    // The statistics are broadcast over the rows first, then along each
+    // row, because autodiff sums a broadcast gradient back in one reduction
+    // over every broadcast element: 262144 of them at 512x512, which
+    // burn-cubecl sums in float32 with an error that the first layer's
+    // weight gradient (nearly the same image under every tap) amplifies to
+    // a relative 0.11 on lavapipe; one row (512) at a time it matches the
+    // official gradient to 2e-3, as the CPU does (`tests/train.rs`).
     if !x.is_autodiff() {
         return instance_norm_exact(x);
     }
-    let [_, _, h, w] = x.dims();
+    let [b, c, h, w] = x.dims();
     let n = (h * w) as f64;
-    let mean = x.clone().sum_dim(3).sum_dim(2) / n;
+    let mean = (x.clone().sum_dim(3).sum_dim(2) / n).expand([b, c, h, 1]);
     let centered = x - mean;
     let var = centered.clone().powf_scalar(2.0).sum_dim(3).sum_dim(2) / n;
-    centered / (var + 1e-5).sqrt()
+    centered / (var + 1e-5).sqrt().expand([b, c, h, 1])
 }
 
 /// Inference: the statistics in double precision, as PyTorch on the CPU.
@@ -169,9 +176,7 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// Floats in one band's im2col matrix on a GPU backend: wgpu binds at most
-/// 128 MiB per storage buffer by default. (Shorter bands do not fix the
-/// first layer's weight gradient on lavapipe: at most 32768 positions per
-/// band left its relative error at 0.108, `tests/train.rs`.)
+/// 128 MiB per storage buffer by default.
 const GPU_BAND_FLOATS: usize = 1 << 24;
 
 /// The same convolution as matmuls over the k*k shifted copies of the
@@ -187,19 +192,28 @@ fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>, band_floats: usize) -> Tensor
         x
     };
     // Tap-major channel blocks: block `dy * k + dx` is the input shifted by
-    // (dy, dx), so the weight is laid out [o, ky, kx, c] to match.
-    let weight = conv
+    // (dy, dx), so the weight is laid out [o, ky, kx, c] to match. The bias
+    // is one more column, against a row of ones: the matmul then sums its
+    // gradient in tiles, where autodiff's gradient of a broadcast bias is
+    // one float32 reduction over the whole map (see `instance_norm`), off
+    // by 1e-2 on lavapipe at 512x512.
+    let mut weight = conv
         .weight
         .val()
         .permute([0, 2, 3, 1])
-        .reshape([1, o, k * k * c])
-        .expand([b, o, k * k * c]);
-    let band = (band_floats / (b * k * k * c * w).max(1)).clamp(1, h.max(1));
+        .reshape([o, k * k * c]);
+    let mut inputs = k * k * c;
+    if let Some(bias) = &conv.bias {
+        weight = Tensor::cat(vec![weight, bias.val().reshape([o, 1])], 1);
+        inputs += 1;
+    }
+    let weight = weight.reshape([1, o, inputs]).expand([b, o, inputs]);
+    let band = (band_floats / (b * inputs * w).max(1)).clamp(1, h.max(1));
     let bands: Vec<Tensor<4>> = (0..h)
         .step_by(band)
         .map(|y0| {
             let rows = band.min(h - y0);
-            let taps: Vec<Tensor<4>> = (0..k * k)
+            let mut taps: Vec<Tensor<4>> = (0..k * k)
                 .map(|t| {
                     let (dy, dx) = (t / k, t % k);
                     padded
@@ -207,12 +221,11 @@ fn convolve_as_matmul(conv: &Conv2d, x: Tensor<4>, band_floats: usize) -> Tensor
                         .slice([0..b, 0..c, y0 + dy..y0 + dy + rows, dx..dx + w])
                 })
                 .collect();
-            let columns = Tensor::cat(taps, 1).reshape([b, k * k * c, rows * w]);
-            let mut y = weight.clone().matmul(columns);
-            if let Some(bias) = &conv.bias {
-                y = y + bias.val().reshape([1, o, 1]);
+            if conv.bias.is_some() {
+                taps.push(Tensor::ones([b, 1, rows, w], &padded.device()));
             }
-            y.reshape([b, o, rows, w])
+            let columns = Tensor::cat(taps, 1).reshape([b, inputs, rows * w]);
+            weight.clone().matmul(columns).reshape([b, o, rows, w])
         })
         .collect();
     Tensor::cat(bands, 2)
