@@ -315,32 +315,33 @@ impl UNet {
         let mut skips = Vec::with_capacity(self.encoder_blocks.len());
         let mut x = x;
         for block in &self.encoder_blocks {
-            let y = block.forward_cpu(&x);
+            let y = block.forward_cpu(&[&x]);
             x = cpu::max_pool2(&y);
             skips.push(y);
         }
-        x = self.bottleneck.forward_cpu(&x);
+        x = self.bottleneck.forward_cpu(&[&x]);
         for ((up, dec), skip) in self
             .decoder_up_convs
             .iter()
             .zip(&self.decoder_conv_blocks)
             .zip(skips.into_iter().rev())
         {
-            let y = conv_norm_cpu(&up.conv, &cpu::upsample2(&x));
-            x = dec.forward_cpu(&cpu::concat(&skip, &y));
+            let y = conv_norm_cpu(&up.conv, &[&cpu::upsample2(&x)]);
+            x = dec.forward_cpu(&[&skip, &y]);
         }
         kernel(&self.final_conv).apply(&x)
     }
 }
 
 impl ConvBlock {
-    fn forward_cpu(&self, x: &cpu::Planes) -> cpu::Planes {
-        conv_norm_cpu(&self.second, &conv_norm_cpu(&self.first, x))
+    /// The block over the channels of `parts`, concatenated.
+    fn forward_cpu(&self, parts: &[&cpu::Planes]) -> cpu::Planes {
+        conv_norm_cpu(&self.second, &[&conv_norm_cpu(&self.first, parts)])
     }
 }
 
-fn conv_norm_cpu(conv: &Conv2d, x: &cpu::Planes) -> cpu::Planes {
-    let mut y = kernel(conv).apply(x);
+fn conv_norm_cpu(conv: &Conv2d, parts: &[&cpu::Planes]) -> cpu::Planes {
+    let mut y = kernel(conv).apply_concat(parts);
     cpu::instance_norm_relu(&mut y);
     y
 }
