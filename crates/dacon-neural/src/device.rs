@@ -109,6 +109,8 @@ impl DeviceChoice {
     /// [`Error::Device`] when this build lacks the backend (it names the
     /// cargo feature to build with).
     pub fn device(self) -> Result<Device> {
+        // Unused in a build with every GPU backend.
+        #[cfg_attr(all(feature = "wgpu", feature = "cuda"), allow(unused_variables))]
         let missing = |feature: &str| Error::Device {
             name: self.to_string(),
             why: format!(
