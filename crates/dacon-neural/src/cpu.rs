@@ -157,7 +157,7 @@ impl Kernel {
             };
         }
         let mut out = vec![0f32; self.o * hw];
-        out.par_chunks_mut(hw.max(1))
+        out.par_chunks_mut(hw)
             .zip(&self.bias)
             .for_each(|(plane, &b)| plane.fill(b));
         let taps = self.k * self.k;

@@ -97,9 +97,10 @@ fn a_pooled_convolution_has_the_cpu_gradients_at_512px() {
 /// moves every U-Net weight gradient here by about 1e-3); a wrong kernel is
 /// off by the order of 1. On lavapipe the worst layer is at 1e-3..5e-3 over
 /// runs (burn-cubecl picks its reduction by timing, so the order of sums
-/// changes between processes). Before the statistics and the bias were
-/// broadcast a row at a time (`unet.rs`), the first layer's weight gradient
-/// was off by 4e-2..9e-2 and the output bias's by up to 1.5e-2.
+/// changes between processes). Before the InstanceNorm statistics were
+/// broadcast a row at a time and the bias became a matmul column
+/// (`unet.rs`), the first layer's weight gradient was off by 4e-2..9e-2 and
+/// the output bias's by up to 1.5e-2.
 #[test]
 fn a_unet_has_the_cpu_gradients_at_512px() {
     let s = 512;
