@@ -71,11 +71,15 @@ pub enum Preset {
     /// parts), and shadows are left out now and then (merging them), so
     /// segment counts differ up to about 2x between frames.
     Redraw,
+    /// The whole figure tumbles: it turns about 12 degrees a frame (about
+    /// 100 over ten frames, past any small-angle search) while it drifts
+    /// and its limbs swing, so head and feet leave and re-enter the canvas.
+    Tumble,
 }
 
 impl Preset {
     /// Every preset, in declaration order.
-    pub const ALL: [Preset; 7] = [
+    pub const ALL: [Preset; 8] = [
         Preset::Basic,
         Preset::Limbs,
         Preset::Turn,
@@ -83,6 +87,7 @@ impl Preset {
         Preset::Enter,
         Preset::Zoom,
         Preset::Redraw,
+        Preset::Tumble,
     ];
 
     /// The lower-case name (as `dacon example --preset` takes it).
@@ -95,6 +100,7 @@ impl Preset {
             Preset::Enter => "enter",
             Preset::Zoom => "zoom",
             Preset::Redraw => "redraw",
+            Preset::Tumble => "tumble",
         }
     }
 }
@@ -310,6 +316,12 @@ fn poses(spec: &CutSpec) -> Vec<Pose> {
                     pose.arm = 0.25 + 0.7 * m * swing(0, 0.5);
                     pose.back_arm = 0.6 * m * swing(1, 0.6);
                     pose.legs = 0.3 * m * swing(2, 0.5);
+                }
+                Preset::Tumble => {
+                    pose.turn = side * 0.2 * m * tf;
+                    pose.zoom = 0.8;
+                    pose.arm = 0.25 + 0.6 * m * swing(0, 0.5);
+                    pose.legs = 0.35 * m * swing(2, 0.7);
                 }
             }
             pose

@@ -21,6 +21,26 @@ fn on_edge(seg: &Segmentation, l: u32) -> bool {
     })
 }
 
+/// The colours `config` gives `segments` of `target` from one painted
+/// reference.
+fn colours_of(
+    (reference, colors): (&Frame, &ColorTable),
+    target: &Frame,
+    config: ClassicConfig,
+    segments: &[u32],
+) -> Vec<Option<[u8; 4]>> {
+    let engine = ClassicEngine::new(config);
+    let features = engine.features(reference).unwrap();
+    let refs = [Reference {
+        features: &features,
+        colors,
+    }];
+    let pred = engine
+        .predict(&refs, &engine.features(target).unwrap())
+        .unwrap();
+    segments.iter().map(|&l| pred.colors.get(l)).collect()
+}
+
 #[test]
 fn background_between_the_legs_stays_background() {
     // Keyframe from the first drawing: the legs reach the bottom edge, so
@@ -80,22 +100,15 @@ fn a_glove_that_moved_with_its_forearm_keeps_its_colour() {
         .collect();
     assert!(!gloves.is_empty(), "no glove in frame 9");
     let colour = |part_motion: bool| {
-        let engine = ClassicEngine::new(ClassicConfig {
-            part_motion,
-            ..ClassicConfig::default()
-        });
-        let features = engine.features(&rf).unwrap();
-        let refs = [Reference {
-            features: &features,
-            colors: &colors,
-        }];
-        let pred = engine
-            .predict(&refs, &engine.features(&tf).unwrap())
-            .unwrap();
-        gloves
-            .iter()
-            .map(|&l| pred.colors.get(l))
-            .collect::<Vec<_>>()
+        colours_of(
+            (&rf, &colors),
+            &tf,
+            ClassicConfig {
+                part_motion,
+                ..ClassicConfig::default()
+            },
+            &gloves,
+        )
     };
     assert!(
         colour(true).iter().all(|&c| c == Some(glove)),
@@ -104,4 +117,47 @@ fn a_glove_that_moved_with_its_forearm_keeps_its_colour() {
     );
     // The case is one the warp alone gets wrong.
     assert!(colour(false).iter().any(|&c| c != Some(glove)));
+}
+
+#[test]
+fn pieces_of_a_redrawn_face_and_hair_keep_their_colours() {
+    // Redrawn cut, frame 6 coloured from frame 5: fold and strand lines
+    // drawn in frame 6 only split the face and the hair into pieces that
+    // no one reference segment matches in shape; the warp lays part of
+    // each piece on its neighbour (hair on skin, skin on hair). Every
+    // large piece should still take its region's colour.
+    let cut = draw_cut(&CutSpec {
+        frames: 10,
+        preset: dacon_synth::Preset::Redraw,
+        ..CutSpec::default()
+    });
+    let (rf, colors) = painted(&cut[5]);
+    let (tf, truth) = painted(&cut[6]);
+    let (skin, hair) = ([250, 214, 180, 255], [120, 70, 40, 255]);
+    let sizes = tf.seg.pixel_counts();
+    let pieces: Vec<u32> = (1..=tf.seg.count())
+        .filter(|&l| {
+            sizes[l as usize] > 1500 && matches!(truth.get(l), Some(c) if c == skin || c == hair)
+        })
+        .collect();
+    assert!(
+        pieces.len() >= 2,
+        "only {} large face and hair pieces",
+        pieces.len()
+    );
+    let expected: Vec<_> = pieces.iter().map(|&l| truth.get(l)).collect();
+    let colour = |pieces_on: bool| {
+        colours_of(
+            (&rf, &colors),
+            &tf,
+            ClassicConfig {
+                pieces: pieces_on,
+                ..ClassicConfig::default()
+            },
+            &pieces,
+        )
+    };
+    assert_eq!(colour(true), expected);
+    // The case is one the segment-to-segment scores alone get wrong.
+    assert_ne!(colour(false), expected);
 }

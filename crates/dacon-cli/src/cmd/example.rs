@@ -38,7 +38,8 @@ pub struct ExampleArgs {
     /// across the edge, a ball rolling in and out), `zoom` (the canvas
     /// grows from frame to frame), `redraw` (limbs moving on their own,
     /// every frame redrawn: wobbling lines, fold lines and shadows that
-    /// come and go, segment counts differing up to 2x).
+    /// come and go, segment counts differing up to 2x), `tumble` (the
+    /// whole figure turning about 12 degrees a frame, 100 over the cut).
     #[arg(long, default_value = "basic", value_parser = preset_parser())]
     pub preset: Preset,
 }
