@@ -10,9 +10,11 @@
 //! 20% of each frame's segments, the part of the review list a colourist
 //! reads first.
 //!
-//! Run: `cargo run --release -p dacon-synth --example presets [WORK_DIR [FILTER]]`
-//! (FILTER keeps the sets whose name contains it; cuts already written to
-//! WORK_DIR are reused). FILTER `timing` instead times one 1920x1080 frame
+//! Run: `cargo run --release -p dacon-synth --example presets [WORK_DIR
+//! [FILTER [SEED [WxH]]]]` (FILTER keeps the sets whose name contains it;
+//! cuts already written to WORK_DIR are reused, so give each SEED and size
+//! its own WORK_DIR). Another SEED draws other motions of every preset: a
+//! check that a change did not just fit the default cuts. FILTER `timing` instead times one 1920x1080 frame
 //! of each preset coloured from three references (features of all four
 //! frames and matching, one thread), the budget #11 sets at 2 s.
 
@@ -38,6 +40,19 @@ fn main() -> R<()> {
     if filter == "timing" {
         return timing();
     }
+    let mut base = CutSpec {
+        frames: 10,
+        ..CutSpec::default()
+    };
+    if let Some(seed) = std::env::args().nth(3) {
+        base.seed = seed.parse()?;
+    }
+    if let Some(size) = std::env::args().nth(4) {
+        let (w, h) = size.split_once('x').ok_or("size is WxH, e.g. 1920x1080")?;
+        (base.width, base.height) = (w.parse()?, h.parse()?);
+        // Outlines as thick, relative to the figure, as at 576 rows.
+        base.line_width *= f64::from(base.height) / 576.0;
+    }
     let mut sets: Vec<(String, PathBuf)> = Vec::new();
     for preset in Preset::ALL {
         for antialias in [false, true] {
@@ -47,10 +62,9 @@ fn main() -> R<()> {
                 write_cut(
                     &dir,
                     &CutSpec {
-                        frames: 10,
                         antialias,
                         preset,
-                        ..CutSpec::default()
+                        ..base.clone()
                     },
                 )?;
             }
