@@ -374,6 +374,48 @@ fn bench_checkerboard_colours_every_speck_of_itself() {
 }
 
 #[test]
+fn bench_colours_a_frame_from_the_references_it_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    cut(d, "4");
+    let out = dacon(
+        d,
+        &[
+            "bench",
+            "--line",
+            "cut/line/0003.png",
+            "--ref",
+            "cut/line/0000.png",
+            "--ref",
+            "cut/line/0001.png",
+            "--ref",
+            "cut/line/0002.png",
+            "--repeat",
+            "1",
+        ],
+    )
+    .ok()
+    .stdout();
+    assert!(out.contains("3 reference(s)"), "{out}");
+    assert!(out.contains("whole frame"), "{out}");
+    // Other frames are no self-match to count.
+    assert!(!out.contains("self-match"), "{out}");
+    // A reference that is not there is named.
+    let r = dacon(
+        d,
+        &[
+            "bench",
+            "--line",
+            "cut/line/0003.png",
+            "--ref",
+            "cut/line/nope.png",
+        ],
+    )
+    .fails();
+    assert!(r.stderr().contains("nope.png"), "{}", r.stderr());
+}
+
+#[test]
 fn a_hostile_legacy_checkpoint_is_refused_with_each_reason_once() {
     // A pre-1.6 `torch.save` file (a bare pickle, read by burn's reader):
     // 200,000 nested lists. Refused without a crash, and burn's message,

@@ -20,6 +20,12 @@ pub struct BenchArgs {
     /// A line-art frame (default: synthetic).
     #[arg(long, value_name = "FILE")]
     pub line: Option<PathBuf>,
+    /// A reference line-art frame to colour from (repeat for several; each
+    /// of its segments gets its own colour). Default: the frame itself.
+    /// With the previous frames of a cut this times what `colorize
+    /// --propagate --window N` does per frame.
+    #[arg(long = "ref", value_name = "FILE", conflicts_with = "train")]
+    pub refs: Vec<PathBuf>,
     /// Side of the synthetic frame.
     #[arg(long, default_value_t = 1920, value_parser = clap::value_parser!(u32).range(64..=8192))]
     pub size: u32,
@@ -172,17 +178,37 @@ fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Resul
     let (t_read, art) = time(n, || Ok(LineArt::open(input)?))?;
     let (t_seg, seg) = time(n, || Ok(Segmentation::from_line_art(&art)?))?;
     let frame = Frame::new(art, seg);
-    // The frame is its own coloured reference: each segment a distinct colour.
-    let colors = ColorTable::from_colors((1..=frame.seg.count()).map(|i| {
-        let b = i.to_be_bytes();
-        [b[1], b[2], b[3], 255]
-    }));
-    let reference = m.features(&frame).map_err(anyhow::Error::new)?;
+    // Each reference segment a distinct colour.
+    let distinct = |count: u32| {
+        ColorTable::from_colors((1..=count).map(|i| {
+            let b = i.to_be_bytes();
+            [b[1], b[2], b[3], 255]
+        }))
+    };
+    let colors = distinct(frame.seg.count());
+    let mut references = Vec::new();
+    for path in &args.refs {
+        let art = LineArt::open(path).with_context(|| format!("reference {}", path.display()))?;
+        let seg = Segmentation::from_line_art(&art)
+            .with_context(|| format!("reference {}", path.display()))?;
+        let colors = distinct(seg.count());
+        let features = m
+            .features(&Frame::new(art, seg))
+            .map_err(anyhow::Error::new)?;
+        references.push((features, colors));
+    }
+    if references.is_empty() {
+        // The frame is its own reference.
+        references.push((
+            m.features(&frame).map_err(anyhow::Error::new)?,
+            colors.clone(),
+        ));
+    }
     let (t_feat, target) = time(n, || m.features(&frame).map_err(anyhow::Error::new))?;
-    let refs = [Reference {
-        features: &reference,
-        colors: &colors,
-    }];
+    let refs: Vec<Reference<'_, E::Features>> = references
+        .iter()
+        .map(|(features, colors)| Reference { features, colors })
+        .collect();
     let (t_match, pred) = time(n, || m.predict(&refs, &target).map_err(anyhow::Error::new))?;
     let out = input.with_file_name("pred.png");
     let (t_write, ()) = time(n, || {
@@ -198,10 +224,11 @@ fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Resul
     let total = t_read + t_seg + t_feat + t_match + t_write;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "frame {}x{}, {} segments, {} threads, median of {n}",
+        "frame {}x{}, {} segments, {} reference(s), {} threads, median of {n}",
         frame.seg.width(),
         frame.seg.height(),
         frame.seg.count(),
+        refs.len(),
         rayon::current_num_threads()
     );
     println!("  read        {:>9.1} ms", ms(t_read));
@@ -210,7 +237,9 @@ fn measure<E: Engine>(m: &E, input: &std::path::Path, args: &BenchArgs) -> Resul
     println!("  match       {:>9.1} ms", ms(t_match));
     println!("  write       {:>9.1} ms", ms(t_write));
     println!("  whole frame {:>9.1} ms", ms(total));
-    println!("  self-match  {correct}/{} segments", frame.seg.count());
+    if args.refs.is_empty() {
+        println!("  self-match  {correct}/{} segments", frame.seg.count());
+    }
     match peak_rss_mib() {
         Some(p) => println!("  peak RSS    {p:>9.1} MiB"),
         None => println!("  peak RSS    unavailable on this system"),
