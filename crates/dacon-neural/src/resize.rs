@@ -56,15 +56,33 @@ pub fn resample(
     }
     // Planes in parallel: the U-Net's decoder upsamples up to 128 planes
     // of 512x512.
+    // A downscale reads only some rows.
+    let mut needed = vec![false; h];
+    for &(y0, y1, _, _) in ty {
+        needed[y0] = true;
+        needed[y1] = true;
+    }
+    // Each source row is interpolated along x once (an upsampling reads
+    // every row for two output rows), then rows are blended: the same
+    // products and sums, in the same order, as blending per output pixel.
     out.par_chunks_mut(out_h * out_w)
         .zip(data.par_chunks(h * w))
         .take(channels)
         .for_each(|(dst, plane)| {
-            for (oy, &(y0, y1, wy0, wy1)) in ty.iter().enumerate() {
-                let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
-                for (ox, &(x0, x1, wx0, wx1)) in tx.iter().enumerate() {
-                    dst[oy * out_w + ox] =
-                        wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
+            let mut across = vec![0f32; h * out_w];
+            let rows = across.chunks_exact_mut(out_w).zip(plane.chunks_exact(w));
+            for ((row, src), _) in rows.zip(&needed).filter(|(_, &n)| n) {
+                for (v, &(x0, x1, wx0, wx1)) in row.iter_mut().zip(tx) {
+                    *v = wx0 * src[x0] + wx1 * src[x1];
+                }
+            }
+            for (line, &(y0, y1, wy0, wy1)) in dst.chunks_exact_mut(out_w).zip(ty) {
+                let (a, b) = (
+                    &across[y0 * out_w..(y0 + 1) * out_w],
+                    &across[y1 * out_w..(y1 + 1) * out_w],
+                );
+                for ((v, &p), &q) in line.iter_mut().zip(a).zip(b) {
+                    *v = wy0 * p + wy1 * q;
                 }
             }
         });
@@ -224,6 +242,41 @@ mod tests {
         // Halving averages 2x2 blocks at half-pixel centres.
         let h = bilinear(&d, 1, 4, 4, 2, 2);
         assert_eq!(h, vec![2.5, 4.5, 10.5, 12.5]);
+    }
+
+    #[test]
+    fn resampling_rows_first_is_bit_equal_to_blending_each_pixel() {
+        // PyTorch's order per output pixel: blend along x in both source
+        // rows, then between the rows.
+        let per_pixel = |d: &[f32], c: usize, h: usize, w: usize, ty: &[_], tx: &[_]| {
+            let mut out = Vec::new();
+            for plane in d.chunks(h * w).take(c) {
+                for &(y0, y1, wy0, wy1) in ty {
+                    let (r0, r1) = (&plane[y0 * w..], &plane[y1 * w..]);
+                    for &(x0, x1, wx0, wx1) in tx {
+                        let v: f32 = wy0 * (wx0 * r0[x0] + wx1 * r0[x1])
+                            + wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
+                        out.push(v);
+                    }
+                }
+            }
+            out
+        };
+        let (c, h, w) = (3, 7, 5);
+        let d: Vec<f32> = (0..c * h * w)
+            .map(|i| ((i * 37 % 101) as f32).sin())
+            .collect();
+        for (oh, ow) in [(14, 10), (3, 2), (7, 9)] {
+            let (ty, tx) = (bilinear_taps_aligned(h, oh), bilinear_taps(w, ow));
+            let got = resample(&d, c, h, w, &ty, &tx);
+            let want = per_pixel(&d, c, h, w, &ty, &tx);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{oh}x{ow}"
+            );
+        }
     }
 
     #[test]
