@@ -192,7 +192,6 @@ impl Similarity {
         ]
     }
 
-    /// The inverse transform.
     /// The transform as a row-major 2x3 matrix, `[a, -b, tx, b, a, ty]`.
     pub(crate) fn matrix(&self) -> [f64; 6] {
         let s = self.log_scale.exp();
@@ -209,6 +208,7 @@ impl Similarity {
         ]
     }
 
+    /// The inverse transform.
     pub(crate) fn inverse(&self) -> Similarity {
         // p = R^-1 (p' - c - t) / s + c, i.e. rotation -theta, scale 1/s about
         // centre c + t, then a shift of -t.

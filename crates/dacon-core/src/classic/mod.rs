@@ -362,8 +362,6 @@ impl ClassicFeatures {
         &ix.pixels[ix.pixel_start[l] as usize..ix.pixel_start[l + 1] as usize]
     }
 
-    /// Up to [`CONTEXT_FANOUT`] neighbours of `l`, those closest in area to
-    /// `area` when there are more.
     /// Share of the outline of every segment that `warp` lays on a line of
     /// `r`. A piece of a region that a new line split keeps most of its
     /// outline on the reference's lines; a part that moved over a region
@@ -390,6 +388,8 @@ impl ClassicFeatures {
             .collect()
     }
 
+    /// Up to [`CONTEXT_FANOUT`] neighbours of `l`, those closest in area to
+    /// `area` when there are more.
     fn neighbours_near_area(&self, l: usize, area: f64, mut f: impl FnMut(u32)) {
         let by_area = &self.index.adjacency_by_area[l];
         if by_area.is_empty() {
@@ -879,10 +879,6 @@ impl ClassicEngine {
     }
 }
 
-/// The motion that lays target segment `tl` onto reference segment `rl`:
-/// centroid to centroid, turned by the change of the major axis when both
-/// have one, scaled as the whole frame (a part's area changes with
-/// occlusion and redrawing far more than its scale does).
 /// The reference segments that target segment `tl` lands on when mapped by
 /// `m`: `(label, IoU, area in target pixels)`. `overlap` is scratch of one
 /// entry per reference segment, all zero, and left so.
@@ -949,6 +945,10 @@ fn offer(list: &mut Vec<Candidate>, rl: u32, iou: f64, at: f64, ar: f64) {
     }
 }
 
+/// The motion that lays target segment `tl` onto reference segment `rl`:
+/// centroid to centroid, turned by the change of the major axis when both
+/// have one, scaled as the whole frame (a part's area changes with
+/// occlusion and redrawing far more than its scale does).
 fn rigid_motion(
     t: &ClassicFeatures,
     r: &ClassicFeatures,
