@@ -418,9 +418,6 @@ mod tests {
         assert_eq!((z.c, z.data.len()), (2, 4));
     }
 
-    /// Convolving parts equals convolving their concatenation, to the bit
-    /// (the same columns reach the same GEMM), for 3x3 over several bands
-    /// and for 1x1.
     #[test]
     fn lane_sums_are_the_running_sum_in_double_precision() {
         for n in [0, 1, 7, 8, 9, 1000, 4099] {
@@ -434,6 +431,9 @@ mod tests {
         }
     }
 
+    /// Convolving parts equals convolving their concatenation, to the bit
+    /// (the same columns reach the same GEMM), for 3x3 over several bands
+    /// and for 1x1.
     #[test]
     fn convolving_parts_is_convolving_their_concatenation() {
         for (k, h, w) in [(3, 300, 37), (1, 5, 6)] {

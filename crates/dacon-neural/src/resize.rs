@@ -54,17 +54,17 @@ pub fn resample(
     if out_h * out_w == 0 || h * w == 0 {
         return out;
     }
-    // Planes in parallel: the U-Net's decoder upsamples up to 128 planes
-    // of 512x512.
     // A downscale reads only some rows.
     let mut needed = vec![false; h];
     for &(y0, y1, _, _) in ty {
         needed[y0] = true;
         needed[y1] = true;
     }
-    // Each source row is interpolated along x once (an upsampling reads
-    // every row for two output rows), then rows are blended: the same
-    // products and sums, in the same order, as blending per output pixel.
+    // Planes in parallel: the U-Net's decoder upsamples up to 128 planes
+    // of 512x512. Each source row is interpolated along x once (an
+    // upsampling reads every row for two output rows), then rows are
+    // blended: the same products and sums, in the same order, as blending
+    // per output pixel.
     out.par_chunks_mut(out_h * out_w)
         .zip(data.par_chunks(h * w))
         .take(channels)

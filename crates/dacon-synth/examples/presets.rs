@@ -14,9 +14,10 @@
 //! [FILTER [SEED [WxH]]]]` (FILTER keeps the sets whose name contains it;
 //! cuts already written to WORK_DIR are reused, so give each SEED and size
 //! its own WORK_DIR). Another SEED draws other motions of every preset: a
-//! check that a change did not just fit the default cuts. FILTER `timing` instead times one 1920x1080 frame
-//! of each preset coloured from three references (features of all four
-//! frames and matching, one thread), the budget #11 sets at 2 s.
+//! check that a change did not just fit the default cuts. FILTER `timing`
+//! instead times one 1920x1080 frame of each preset coloured from three
+//! references (features of all four frames and matching, one thread), the
+//! budget #11 sets at 2 s.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -845,7 +845,9 @@ impl ClassicEngine {
         }
     }
 
-    /// Aligns `t` to `r` and scores; returns scores and alignment quality.
+    /// Aligns `t` to `r` and scores; returns scores, alignment quality and
+    /// the outline fit of every target segment (empty without the pieces
+    /// stage, which alone reads it).
     fn match_reference(
         &self,
         t: &ClassicFeatures,
@@ -874,7 +876,11 @@ impl ClassicEngine {
             Self::add_context_candidates(t, r, &warp, &mut scores, work);
         }
         let quality = r.lines.hit_rate(&t.lines, &warp);
-        let outline = t.outline_fit(r, &warp);
+        let outline = if self.config.pieces {
+            t.outline_fit(r, &warp)
+        } else {
+            Vec::new()
+        };
         (scores, quality, outline)
     }
 }
@@ -1182,17 +1188,20 @@ impl Engine for ClassicEngine {
                 // Best score (and its segment) per colour within this
                 // reference.
                 let mut best: Vec<(Rgba, f64, u32)> = Vec::new();
-                let pieces = if self.config.pieces {
-                    colour_pieces(cands, reference.colors, target.area[tl])
+                let (pieces, piece_weight) = if self.config.pieces {
+                    let weight = if outline[tl] >= PIECE_OUTLINE
+                        && target.area[tl] >= PIECE_MIN_SHARE * (target.w * target.h) as f64
+                    {
+                        PIECE_SHARE
+                    } else {
+                        0.0
+                    };
+                    (
+                        colour_pieces(cands, reference.colors, target.area[tl]),
+                        weight,
+                    )
                 } else {
-                    Vec::new()
-                };
-                let piece_weight = if outline[tl] >= PIECE_OUTLINE
-                    && target.area[tl] >= PIECE_MIN_SHARE * (target.w * target.h) as f64
-                {
-                    PIECE_SHARE
-                } else {
-                    0.0
+                    (Vec::new(), 0.0)
                 };
                 for cand in cands {
                     let Some(c) = reference.colors.get(cand.label) else {
