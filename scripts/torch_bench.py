@@ -119,24 +119,36 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument(
+        "--stages",
+        default="unet,vits,vitl,train",
+        help="comma-separated subset of unet,vits,vitl,train",
+    )
     a = p.parse_args()
+    stages = set(a.stages.split(","))
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {a.runs}")
 
     unet = UNet().eval()
     x = torch.rand(1, 3, 512, 512)
-    with torch.inference_mode():
-        s = median_seconds(lambda: unet(x), a.runs)
-    print(f"U-Net forward 512x512        {s * 1e3:9.1f} ms")
+    if "unet" in stages:
+        with torch.inference_mode():
+            s = median_seconds(lambda: unet(x), a.runs)
+        print(f"U-Net forward 512x512        {s * 1e3:9.1f} ms")
 
-    for name, dim, depth, heads in [("ViT-S/14", 384, 12, 6), ("ViT-L/14", 1024, 24, 16)]:
+    vits = [("vits", "ViT-S/14", 384, 12, 6), ("vitl", "ViT-L/14", 1024, 24, 16)]
+    for key, name, dim, depth, heads in vits:
+        if key not in stages:
+            continue
         vit = ViT(dim, depth, heads).eval()
         x = torch.rand(1, 3, 518, 518)
         with torch.inference_mode():
             s = median_seconds(lambda: vit(x), a.runs)
         print(f"{name} forward 518x518     {s * 1e3:9.1f} ms")
 
+    if "train" not in stages:
+        return
     unet.train()
     x = torch.rand(2, 3, 512, 512)
 

@@ -52,47 +52,90 @@ pub struct Kernel {
 /// thousand pixels keep the GEMM at full speed.
 const BAND_FLOATS: usize = 1 << 22;
 
-/// `dst[m x n] += lhs[m x k] * rhs[k x n]`, all row-major, `dst` with row
-/// stride `dst_stride`.
-fn gemm_add(
-    dst: &mut [f32],
-    dst_stride: usize,
-    lhs: &[f32],
-    rhs: &[f32],
-    (m, n, k): (usize, usize, usize),
-) {
+/// A GEMM operand: element `(r, c)` at `data[r * row + c * col]`, so a
+/// transposed matrix or one head's columns of the attention's packed
+/// `q | k | v` rows are views, not copies.
+#[derive(Debug, Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row: usize,
+    col: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `rows x cols` matrix.
+    fn dense(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        View {
+            data,
+            rows,
+            cols,
+            row: cols,
+            col: 1,
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row + (self.cols - 1) * self.col < self.data.len()
+    }
+}
+
+/// How a product meets what `dst` holds.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    /// `dst += lhs * rhs`.
+    Add,
+    /// `dst = scale * lhs * rhs`.
+    Overwrite(f32),
+}
+
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]`, `dst` row-major with row
+/// stride `dst_stride`; on the rayon pool when `threaded`, else on this
+/// thread (for callers that already run one product per thread).
+fn product(dst: &mut [f32], dst_stride: usize, lhs: View, rhs: View, store: Store, threaded: bool) {
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions");
     // The bounds the kernel will touch, checked once: every unsafe access
     // below stays inside these slices.
     assert!(
-        m == 0 || dst.len() >= (m - 1) * dst_stride + n,
+        m == 0 || n == 0 || dst.len() >= (m - 1) * dst_stride + n,
         "dst too short"
     );
-    assert!(
-        lhs.len() >= m * k && rhs.len() >= k * n,
-        "operands too short"
-    );
+    assert!(lhs.fits() && rhs.fits(), "operands too short");
     if m == 0 || n == 0 {
         return;
     }
+    let (read_dst, scale) = match store {
+        Store::Add => (true, 1.0),
+        Store::Overwrite(s) => (false, s),
+    };
     // Threads take column ranges, each a single-threaded GEMM: the kernel's
     // own threading splits 64-row products (the U-Net's outer level) badly
     // on two cores, 32-120 GFLOP/s by band width against 150-160 split
     // here (`dacon bench`, AVX-512 Xeon); wider products lose nothing.
-    let parts = rayon::current_num_threads().clamp(1, n.div_ceil(64));
+    let parts = if threaded {
+        rayon::current_num_threads().clamp(1, n.div_ceil(64))
+    } else {
+        1
+    };
     let width = n.div_ceil(parts);
     let dst_at = dst.as_mut_ptr() as usize;
-    (0..parts).into_par_iter().for_each(|i| {
+    let run = |i: usize| {
         let n0 = i * width;
         let cols = width.min(n.saturating_sub(n0));
         if cols == 0 {
             return;
         }
-        // SAFETY: the three slices are valid for the extents asserted above
-        // (row-major, unit column stride) and columns `n0..n0 + cols` lie
-        // inside them; each task writes only its own columns of `dst`, so
-        // the tasks' writes are disjoint, and `dst` is borrowed mutably for
-        // the whole call, so it aliases neither operand. All strides fit in
-        // isize because they index existing allocations.
+        // SAFETY: the three operands are valid for the extents asserted
+        // above and columns `n0..n0 + cols` lie inside them; each task
+        // writes only its own columns of `dst`, so the tasks' writes are
+        // disjoint, and `dst` is borrowed mutably for the whole call, so it
+        // aliases neither operand. All strides fit in isize because they
+        // index existing allocations.
         unsafe {
             gemm(
                 m,
@@ -101,22 +144,46 @@ fn gemm_add(
                 (dst_at as *mut f32).add(n0),
                 1,
                 dst_stride as isize,
-                true,
-                lhs.as_ptr(),
-                1,
-                k as isize,
-                rhs.as_ptr().add(n0),
-                1,
-                n as isize,
+                read_dst,
+                lhs.data.as_ptr(),
+                lhs.col as isize,
+                lhs.row as isize,
+                rhs.data.as_ptr().add(n0 * rhs.col),
+                rhs.col as isize,
+                rhs.row as isize,
                 1.0,
-                1.0,
+                scale,
                 false,
                 false,
                 false,
                 Parallelism::None,
             );
         }
-    });
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
+
+/// `dst[m x n] += lhs[m x k] * rhs[k x n]`, all row-major, `dst` with row
+/// stride `dst_stride`, on the rayon pool.
+fn gemm_add(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, n, k): (usize, usize, usize),
+) {
+    product(
+        dst,
+        dst_stride,
+        View::dense(lhs, m, k),
+        View::dense(rhs, k, n),
+        Store::Add,
+        true,
+    );
 }
 
 impl Kernel {
@@ -322,6 +389,297 @@ pub fn concat(a: &Planes, b: &Planes) -> Planes {
     }
 }
 
+/// A transformer's tokens: `n` rows of `d` values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokens {
+    /// Tokens.
+    pub n: usize,
+    /// Width.
+    pub d: usize,
+    /// `n * d` values.
+    pub data: Vec<f32>,
+}
+
+/// A linear layer, `y = x W + b`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// Input width.
+    pub i: usize,
+    /// Output width.
+    pub o: usize,
+    /// `[i, o]` (burn's layout; PyTorch's transposed).
+    pub weight: Vec<f32>,
+    /// `[o]`.
+    pub bias: Vec<f32>,
+}
+
+impl Dense {
+    /// The layer on every token of `x` (`x.d == self.i`).
+    pub fn apply(&self, x: &Tokens) -> Tokens {
+        assert_eq!(x.d, self.i, "input width");
+        let mut data = Vec::with_capacity(x.n * self.o);
+        for _ in 0..x.n {
+            data.extend_from_slice(&self.bias);
+        }
+        product(
+            &mut data,
+            self.o,
+            View::dense(&x.data, x.n, self.i),
+            View::dense(&self.weight, self.i, self.o),
+            Store::Add,
+            true,
+        );
+        Tokens {
+            n: x.n,
+            d: self.o,
+            data,
+        }
+    }
+}
+
+/// LayerNorm over each token: statistics in double precision, then
+/// `(x - mean) / sqrt(var + eps) * gamma + beta`.
+pub fn layer_norm(x: &Tokens, gamma: &[f32], beta: &[f32], eps: f64) -> Tokens {
+    assert!(
+        gamma.len() == x.d && beta.len() == x.d,
+        "norm parameters' width"
+    );
+    let mut data = x.data.clone();
+    if x.d > 0 {
+        data.par_chunks_mut(x.d).for_each(|row| {
+            let mean = sum_f64(row, |v| v) / row.len() as f64;
+            let var = sum_f64(row, |v| (v - mean).powi(2)) / row.len() as f64;
+            let (m, inv) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - m) * inv * g + b;
+            }
+        });
+    }
+    Tokens { data, ..*x }
+}
+
+/// The exact GELU, `x * (1 + erf(x / sqrt 2)) / 2`, in place.
+pub fn gelu(x: &mut Tokens) {
+    x.data.par_chunks_mut(1 << 14).for_each(|chunk| {
+        widest(|| {
+            for v in chunk {
+                *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        });
+    });
+}
+
+/// `erf(x)` to 6e-7 absolute (Abramowitz & Stegun 7.1.26 evaluated in
+/// float32), which puts GELU within 3e-7 |x| of its value; branch-free, so it
+/// vectorises (libm's `erff` made GELU a tenth of a block's time).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_7,
+        -1.453_152,
+        1.061_405_4,
+    ];
+    let a = x.abs();
+    let t = 1.0 / (1.0 + P * a);
+    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
+    let y = 1.0 - poly * exp_nonpositive(-a * a);
+    y.copysign(x)
+}
+
+/// SwiGLU's gate on `[x1 | x2]` rows: `silu(x1) * x2`, half the width.
+pub fn swiglu(x: &Tokens) -> Tokens {
+    let half = x.d / 2;
+    let mut data = vec![0f32; x.n * half];
+    if half > 0 {
+        data.par_chunks_mut(half)
+            .zip(x.data.par_chunks(x.d))
+            .for_each(|(dst, row)| {
+                let (a, b) = row.split_at(half);
+                for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
+                    *d = a / (1.0 + (-a).exp()) * b;
+                }
+            });
+    }
+    Tokens {
+        n: x.n,
+        d: half,
+        data,
+    }
+}
+
+/// Multi-head self-attention on packed `[q | k | v]` rows (each `heads`
+/// heads wide, as DINOv2's `qkv` layer writes them): per head
+/// `softmax(q k^T / sqrt(head width)) v`, the heads side by side.
+///
+/// Work is split by head and by blocks of [`QUERY_BLOCK`] queries, so one
+/// block's scores (`QUERY_BLOCK x n`, 700 KB at 518 px) stay in the core's
+/// cache from the product through the softmax to the product with `v`;
+/// each row of the result is divided by its softmax sum at the end, which
+/// spares a pass over the scores.
+pub fn attention(qkv: &Tokens, heads: usize) -> Tokens {
+    assert!(
+        heads > 0 && qkv.d % (3 * heads) == 0,
+        "{} values per token is not q, k, v of {heads} heads",
+        qkv.d
+    );
+    let (n, d) = (qkv.n, qkv.d / 3);
+    let hd = d / heads;
+    let mut data = vec![0f32; n * d];
+    if n == 0 || hd == 0 {
+        return Tokens { n, d, data };
+    }
+    let scale = 1.0 / (hd as f32).sqrt();
+    let column = |offset: usize, rows: usize, cols: usize, row: usize, col: usize| View {
+        data: &qkv.data[offset..],
+        rows,
+        cols,
+        row,
+        col,
+    };
+    let blocks = n.div_ceil(QUERY_BLOCK);
+    let outputs: Vec<Vec<f32>> = (0..heads * blocks)
+        .into_par_iter()
+        .map_init(Vec::new, |scores, task| {
+            let (h, r0) = (task / blocks, task % blocks * QUERY_BLOCK);
+            let rows = QUERY_BLOCK.min(n - r0);
+            let q = column(r0 * 3 * d + h * hd, rows, hd, 3 * d, 1);
+            let k_t = column(d + h * hd, hd, n, 1, 3 * d);
+            let v = column(2 * d + h * hd, n, hd, 3 * d, 1);
+            scores.resize(rows * n, 0.0);
+            product(scores, n, q, k_t, Store::Overwrite(scale), false);
+            let mut sums = Vec::with_capacity(rows);
+            widest(|| {
+                for row in scores.chunks_mut(n) {
+                    sums.push(exp_shifted(row));
+                }
+            });
+            let mut out = vec![0f32; rows * hd];
+            product(
+                &mut out,
+                hd,
+                View::dense(scores, rows, n),
+                v,
+                Store::Overwrite(1.0),
+                false,
+            );
+            for (row, sum) in out.chunks_mut(hd).zip(sums) {
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|v| *v *= inv);
+            }
+            out
+        })
+        .collect();
+    for (task, out) in outputs.iter().enumerate() {
+        let (h, r0) = (task / blocks, task % blocks * QUERY_BLOCK);
+        for (dst, src) in data[r0 * d..].chunks_mut(d).zip(out.chunks(hd)) {
+            dst[h * hd..(h + 1) * hd].copy_from_slice(src);
+        }
+    }
+    Tokens { n, d, data }
+}
+
+/// Queries per attention task: their scores fit a core's L2 cache at
+/// DINOv2's 1370 tokens and keep the GEMM's row blocks full.
+const QUERY_BLOCK: usize = 2048;
+
+/// Runs `f` compiled for the widest vector unit this CPU has (AVX-512, else
+/// AVX2 with FMA), picked at run time: the binary targets baseline x86-64,
+/// whose 4-wide SSE would leave most of a modern core idle. `f` should be
+/// made of `#[inline(always)]` code so that it is compiled into the chosen
+/// version.
+#[inline(always)]
+fn widest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn wide<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn narrow<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked on the line above.
+            return unsafe { wide(f) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked on the line above.
+            return unsafe { narrow(f) };
+        }
+    }
+    f()
+}
+
+/// Lanes of one vector register: independent running maxima and sums the
+/// compiler turns into vector instructions (one running value is a chain
+/// of dependent operations it may not reorder).
+const LANES: usize = 16;
+
+/// `v = exp(v - max)` in place; returns the sum (the softmax without its
+/// division). libm's scalar `expf` made the softmax 60% of the attention's
+/// time.
+#[inline(always)]
+fn exp_shifted(row: &mut [f32]) -> f32 {
+    let mut top = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (t, &v) in top.iter_mut().zip(chunk) {
+            *t = t.max(v);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&top)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sums = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(chunk) {
+            *v = exp_nonpositive(*v - max);
+            *s += *v;
+        }
+    }
+    let mut sum = sums.iter().sum::<f32>();
+    for v in chunks.into_remainder() {
+        *v = exp_nonpositive(*v - max);
+        sum += *v;
+    }
+    sum
+}
+
+/// `e^x` for `x <= 0` (below -87 the result is flushed to about 1e-38, far
+/// below a softmax's largest term, 1): `x = n ln 2 + r` with `|r| <= ln 2 /
+/// 2`, Cephes' degree-6 polynomial for `e^r` (about 1 ulp), then `2^n`
+/// written into the exponent bits. Branch-free, so it vectorises.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.max(-87.0);
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    // `n` sits in the low bits of `rounded`'s mantissa; integer arithmetic
+    // on the bits (a float-to-int cast would not vectorise) gives `2^n`.
+    let n_bits = rounded.to_bits().wrapping_sub(ROUND.to_bits());
+    e * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +717,88 @@ mod tests {
         (0..n)
             .map(|i| (((i * 7919 + seed * 104_729) % 1009) as f32 - 504.0) / 252.0)
             .collect()
+    }
+
+    /// The vectorisable `exp` and `erf` against libm's over their ranges.
+    #[test]
+    fn exp_and_erf_are_libm_to_a_few_ulp() {
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            assert!(
+                (got - want).abs() <= 3e-7 * want,
+                "exp({x}) = {got}, libm {want}"
+            );
+            // A&S 7.1.26 is 1.5e-7 from erf; float32 evaluation adds up to
+            // 4e-7 more, so GELU, 0.5 x (1 + erf), is off by at most 3e-7 |x|.
+            let x = 12.0 * (i as f32 / 100_000.0 - 1.0);
+            let (got, want) = (erf(x), libm::erff(x));
+            assert!((got - want).abs() <= 6e-7, "erf({x}) = {got}, libm {want}");
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1e30) < 1e-37);
+    }
+
+    /// Attention against its definition in f64 (with more tokens than a
+    /// query block, and a last block that is short), LayerNorm and a
+    /// linear layer by hand.
+    #[test]
+    fn attention_norm_and_linear_are_their_definitions() {
+        let (n, heads, hd) = (300, 3, 8);
+        let d = heads * hd;
+        let qkv = Tokens {
+            n,
+            d: 3 * d,
+            data: numbers(n * 3 * d, 5),
+        };
+        let got = attention(&qkv, heads);
+        let at = |r: usize, c: usize| f64::from(qkv.data[r * 3 * d + c]);
+        for h in 0..heads {
+            for r in (0..n).step_by(7) {
+                let scores: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|e| at(r, h * hd + e) * at(j, d + h * hd + e))
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for e in 0..hd {
+                    let want = (0..n)
+                        .map(|j| weights[j] * at(j, 2 * d + h * hd + e))
+                        .sum::<f64>()
+                        / total;
+                    let g = f64::from(got.data[r * d + h * hd + e]);
+                    assert!((g - want).abs() < 1e-5, "head {h} row {r}: {g} vs {want}");
+                }
+            }
+        }
+        let x = Tokens {
+            n: 2,
+            d: 4,
+            data: vec![1.0, 2.0, 3.0, 6.0, -1.0, -1.0, -1.0, -1.0],
+        };
+        // Row 1: mean 3, variance 3.5; row 2 is constant.
+        let y = layer_norm(&x, &[1.0, 2.0, 1.0, 1.0], &[0.0, 0.0, 0.0, 0.5], 1e-6);
+        let s = (3.5f32 + 1e-6).sqrt();
+        for (g, w) in
+            y.data
+                .iter()
+                .zip([-2.0 / s, -2.0 / s, 0.0, 3.0 / s + 0.5, 0.0, 0.0, 0.0, 0.5])
+        {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        let dense = Dense {
+            i: 4,
+            o: 2,
+            weight: vec![1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, -1.0],
+            bias: vec![0.5, -0.5],
+        };
+        // y = x W + b with W = [[1, 0], [0, 1], [2, 0], [0, -1]].
+        assert_eq!(dense.apply(&x).data, vec![7.5, -4.5, -2.5, -0.5]);
     }
 
     /// Against the definition, for the U-Net's kernels, on maps with odd

@@ -18,6 +18,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
+use crate::cpu::{self, Dense, Tokens};
 use crate::error::{Error, Result};
 use crate::keymap::load_into;
 use crate::resize::bicubic_scale;
@@ -68,6 +69,9 @@ pub enum DinoLayout {
     HuggingFace,
 }
 
+/// DINOv2's LayerNorm epsilon.
+const NORM_EPS: f64 = 1e-6;
+
 /// Heads of the published models by width; other widths (test models) use
 /// 16-wide heads.
 pub fn default_heads(embed_dim: usize) -> usize {
@@ -89,7 +93,7 @@ impl DinoConfig {
     pub fn init(&self, device: &Device) -> Dino {
         let d = self.embed_dim;
         let linear = |d_in, d_out| LinearConfig::new(d_in, d_out).init(device);
-        let norm = || LayerNormConfig::new(d).with_epsilon(1e-6).init(device);
+        let norm = || LayerNormConfig::new(d).with_epsilon(NORM_EPS).init(device);
         let tokens = |n: usize| {
             Initializer::Normal {
                 mean: 0.0,
@@ -307,6 +311,138 @@ impl Block {
     }
 }
 
+impl Block {
+    /// The block's parameters, read out for [`CpuBlock::forward`].
+    fn cpu(&self) -> CpuBlock {
+        let scale = |ls: &Option<LayerScale>| ls.as_ref().map(|s| s.gamma.val().values());
+        CpuBlock {
+            norm1: CpuNorm::of(&self.norm1),
+            qkv: dense(&self.attn.qkv),
+            proj: dense(&self.attn.proj),
+            heads: self.attn.heads,
+            ls1: scale(&self.ls1),
+            norm2: CpuNorm::of(&self.norm2),
+            mlp: match &self.mlp {
+                FeedForward::Gelu(m) => (dense(&m.fc1), dense(&m.fc2), false),
+                FeedForward::SwiGlu(m) => (dense(&m.w12), dense(&m.w3), true),
+            },
+            ls2: scale(&self.ls2),
+        }
+    }
+}
+
+/// A [`Block`] for [`cpu`]'s token operations.
+struct CpuBlock {
+    norm1: CpuNorm,
+    qkv: Dense,
+    proj: Dense,
+    heads: usize,
+    ls1: Option<Vec<f32>>,
+    norm2: CpuNorm,
+    /// First layer, second layer, SwiGLU (else GELU) between them.
+    mlp: (Dense, Dense, bool),
+    ls2: Option<Vec<f32>>,
+}
+
+impl CpuBlock {
+    /// [`Block::forward`] on one image's tokens.
+    fn forward(&self, mut x: Tokens) -> Tokens {
+        let y = self.proj.apply(&cpu::attention(
+            &self.qkv.apply(&self.norm1.apply(&x)),
+            self.heads,
+        ));
+        add_scaled(&mut x, &y, self.ls1.as_deref());
+        let (first, second, swiglu) = &self.mlp;
+        let mut h = first.apply(&self.norm2.apply(&x));
+        let h = if *swiglu {
+            cpu::swiglu(&h)
+        } else {
+            cpu::gelu(&mut h);
+            h
+        };
+        let y = second.apply(&h);
+        add_scaled(&mut x, &y, self.ls2.as_deref());
+        x
+    }
+}
+
+/// `x += y * gamma` (per channel), or `x += y`.
+fn add_scaled(x: &mut Tokens, y: &Tokens, gamma: Option<&[f32]>) {
+    assert_eq!((x.n, x.d), (y.n, y.d), "residual shapes");
+    if x.d == 0 {
+        return;
+    }
+    for (xr, yr) in x.data.chunks_mut(x.d).zip(y.data.chunks(y.d)) {
+        match gamma {
+            Some(g) => {
+                for ((a, b), g) in xr.iter_mut().zip(yr).zip(g) {
+                    *a += b * g;
+                }
+            }
+            None => {
+                for (a, b) in xr.iter_mut().zip(yr) {
+                    *a += b;
+                }
+            }
+        }
+    }
+}
+
+/// A [`LayerNorm`]'s parameters.
+struct CpuNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl CpuNorm {
+    fn of(norm: &LayerNorm) -> CpuNorm {
+        let gamma = norm.gamma.val().values();
+        let beta = norm
+            .beta
+            .as_ref()
+            .map_or_else(|| vec![0.0; gamma.len()], |b| b.val().values());
+        CpuNorm { gamma, beta }
+    }
+
+    fn apply(&self, x: &Tokens) -> Tokens {
+        cpu::layer_norm(x, &self.gamma, &self.beta, NORM_EPS)
+    }
+}
+
+/// A [`Linear`]'s parameters.
+fn dense(linear: &Linear) -> Dense {
+    let [i, o] = linear.weight.dims();
+    Dense {
+        i,
+        o,
+        weight: linear.weight.val().values(),
+        bias: linear
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; o], |b| b.val().values()),
+    }
+}
+
+/// The `p x p` patches of a `[c, h, w]` image as rows of `c * p * p`
+/// values in the patch convolution's weight order (`[c][ky][kx]`), patches
+/// row by row; a remainder narrower than a patch is dropped, as the
+/// stride-`p` convolution drops it.
+fn patches(img: &[f32], c: usize, h: usize, w: usize, p: usize) -> Vec<f32> {
+    let (gh, gw) = (h / p, w / p);
+    let mut out = Vec::with_capacity(gh * gw * c * p * p);
+    for py in 0..gh {
+        for px in 0..gw {
+            for ch in 0..c {
+                for ky in 0..p {
+                    let row = (ch * h + py * p + ky) * w + px * p;
+                    out.extend_from_slice(&img[row..row + p]);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[derive(Module, Debug)]
 struct PatchEmbed {
     proj: Conv2d,
@@ -372,7 +508,18 @@ impl Dino {
     }
 
     /// Patch tokens `[B, H/p * W/p, D]` (register and class tokens dropped).
+    ///
+    /// Inference on the CPU runs [`Dino::patch_tokens_cpu`], the same
+    /// computation in plain loops around one GEMM kernel (#15: burn's
+    /// tensors took 1.8x PyTorch's time).
     pub fn patch_tokens(&self, image: Tensor<4>) -> Tensor<3> {
+        if !image.is_autodiff() && image.device() == Device::flex() {
+            return self.patch_tokens_cpu(image);
+        }
+        self.patch_tokens_tensors(image)
+    }
+
+    fn patch_tokens_tensors(&self, image: Tensor<4>) -> Tensor<3> {
         let [b, _, h, w] = image.dims();
         let x = self.patch_embed.proj.forward(image);
         let [_, d, gh, gw] = x.dims();
@@ -405,6 +552,70 @@ impl Dino {
             .as_ref()
             .map_or(0, |r| r.val().dims()[1]);
         x.narrow(1, skip, gh * gw)
+    }
+
+    /// [`Dino::patch_tokens_tensors`] step for step, per image. Each
+    /// block's parameters are read out of the module just before it runs
+    /// and dropped after, so the copy costs one block's memory, not the
+    /// model's (1.2 GB for ViT-L).
+    fn patch_tokens_cpu(&self, image: Tensor<4>) -> Tensor<3> {
+        let [b, c, h, w] = image.dims();
+        let device = image.device();
+        let p = self.patch;
+        let (gh, gw) = (h / p, w / p);
+        let weight = self.patch_embed.proj.weight.val();
+        let [d, ..] = weight.dims();
+        // The patch convolution as a linear layer on flattened patches.
+        let embed = Dense {
+            i: c * p * p,
+            o: d,
+            weight: weight.reshape([d, c * p * p]).transpose().values(),
+            bias: self
+                .patch_embed
+                .proj
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; d], |b| b.val().values()),
+        };
+        let pos = self.position_embedding(gh, gw).values();
+        let cls = self.cls_token.val().values();
+        let registers = self
+            .register_tokens
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.val().values());
+        let pixels = image.values();
+        let mut xs: Vec<Tokens> = pixels
+            .chunks_exact((c * h * w).max(1))
+            .take(b)
+            .map(|img| {
+                let x = embed.apply(&Tokens {
+                    n: gh * gw,
+                    d: c * p * p,
+                    data: patches(img, c, h, w, p),
+                });
+                // Class token, registers (no position), patches.
+                let mut data = Vec::with_capacity((1 + gh * gw) * d + registers.len());
+                data.extend(cls.iter().zip(&pos[..d]).map(|(a, b)| a + b));
+                data.extend_from_slice(&registers);
+                data.extend(x.data.iter().zip(&pos[d..]).map(|(a, b)| a + b));
+                Tokens {
+                    n: data.len() / d.max(1),
+                    d,
+                    data,
+                }
+            })
+            .collect();
+        for block in &self.blocks {
+            let block = block.cpu();
+            xs = xs.into_iter().map(|x| block.forward(x)).collect();
+        }
+        let norm = CpuNorm::of(&self.norm);
+        let skip = 1 + registers.len() / d.max(1);
+        let mut out = Vec::with_capacity(b * gh * gw * d);
+        for x in &xs {
+            out.extend_from_slice(&norm.apply(x).data[skip * d..]);
+        }
+        tensor(out, [b, gh * gw, d], &device)
     }
 
     /// The position embedding for a `gh` x `gw` patch grid: the stored one,
@@ -546,6 +757,42 @@ fn hf_heads(w: &WeightMap) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Distribution;
+
+    /// The CPU loops compute what the tensor graph computes, on small
+    /// random backbones with and without registers, LayerScale and SwiGLU,
+    /// two images of a grid the position embedding must be interpolated
+    /// to. (The parity tests compare the CPU path with PyTorch's vectors;
+    /// the wgpu run of the same tests checks the graph.)
+    #[test]
+    fn cpu_loops_are_the_tensor_graph() {
+        let device = Device::flex();
+        for (registers, layer_scale, swiglu) in [(0, false, false), (4, true, true)] {
+            let model = DinoConfig::new()
+                .with_embed_dim(32)
+                .with_depth(2)
+                .with_num_heads(2)
+                .with_mlp_hidden(48)
+                .with_registers(registers)
+                .with_layer_scale(layer_scale)
+                .with_swiglu(swiglu)
+                .with_pos_grid(5)
+                .init(&device);
+            let image =
+                Tensor::<4>::random([2, 3, 42, 56], Distribution::Normal(0.0, 1.0), &device);
+            let graph = model.patch_tokens_tensors(image.clone());
+            let cpu = model.patch_tokens(image);
+            assert_eq!(graph.dims(), [2, 12, 32]);
+            assert_eq!(cpu.dims(), graph.dims());
+            let (g, c) = (graph.values(), cpu.values());
+            let worst = g
+                .iter()
+                .zip(&c)
+                .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "registers {registers}: {worst}");
+        }
+    }
 
     #[test]
     fn hugging_face_names_become_torch_hub_names() {
