@@ -116,7 +116,8 @@ fn product(dst: &mut [f32], dst_stride: usize, lhs: View, rhs: View, store: Stor
     // Threads take column ranges, each a single-threaded GEMM: the kernel's
     // own threading splits 64-row products (the U-Net's outer level) badly
     // on two cores, 32-120 GFLOP/s by band width against 150-160 split
-    // here (`dacon bench`, AVX-512 Xeon); wider products lose nothing.
+    // here (`dacon bench`, AVX-512 Xeon, the kernel's AVX2 version); wider
+    // products lose nothing.
     let parts = if threaded {
         rayon::current_num_threads().clamp(1, n.div_ceil(64))
     } else {
