@@ -519,6 +519,7 @@ impl Dino {
         self.patch_tokens_tensors(image)
     }
 
+    /// The tensor graph: training (autodiff) and the GPU backends.
     fn patch_tokens_tensors(&self, image: Tensor<4>) -> Tensor<3> {
         let [b, _, h, w] = image.dims();
         let x = self.patch_embed.proj.forward(image);
