@@ -312,13 +312,21 @@ pub fn instance_norm_relu(x: &mut Planes) {
         return;
     }
     x.data.par_chunks_mut(n).for_each(|plane| {
-        let mean = sum_f64(plane, |v| v) / n as f64;
-        let var = sum_f64(plane, |v| (v - mean).powi(2)) / n as f64;
-        let (m, inv) = (mean as f32, (1.0 / (var + 1e-5).sqrt()) as f32);
+        let (m, inv) = mean_and_inverse_deviation(plane, 1e-5);
         for v in plane {
             *v = ((*v - m) * inv).max(0.0);
         }
     });
+}
+
+/// `(mean, 1 / sqrt(variance + eps))` of `values` (not empty), as
+/// PyTorch's CPU norms compute them: in double precision, the mean, then
+/// the mean squared deviation from it.
+fn mean_and_inverse_deviation(values: &[f32], eps: f64) -> (f32, f32) {
+    let n = values.len() as f64;
+    let mean = sum_f64(values, |v| v) / n;
+    let var = sum_f64(values, |v| (v - mean).powi(2)) / n;
+    (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
 }
 
 /// The sum of `f(v)` over `values`, in double precision, in eight running
@@ -448,9 +456,7 @@ pub fn layer_norm(x: &Tokens, gamma: &[f32], beta: &[f32], eps: f64) -> Tokens {
     let mut data = x.data.clone();
     if x.d > 0 {
         data.par_chunks_mut(x.d).for_each(|row| {
-            let mean = sum_f64(row, |v| v) / row.len() as f64;
-            let var = sum_f64(row, |v| (v - mean).powi(2)) / row.len() as f64;
-            let (m, inv) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
+            let (m, inv) = mean_and_inverse_deviation(row, eps);
             for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
                 *v = (*v - m) * inv * g + b;
             }
@@ -540,10 +546,12 @@ pub fn attention(qkv: &Tokens, heads: usize) -> Tokens {
         col,
     };
     let blocks = n.div_ceil(QUERY_BLOCK);
+    // A task's head and first query row.
+    let place = |task: usize| (task / blocks, task % blocks * QUERY_BLOCK);
     let outputs: Vec<Vec<f32>> = (0..heads * blocks)
         .into_par_iter()
         .map_init(Vec::new, |scores, task| {
-            let (h, r0) = (task / blocks, task % blocks * QUERY_BLOCK);
+            let (h, r0) = place(task);
             let rows = QUERY_BLOCK.min(n - r0);
             let q = column(r0 * 3 * d + h * hd, rows, hd, 3 * d, 1);
             let k_t = column(d + h * hd, hd, n, 1, 3 * d);
@@ -573,7 +581,7 @@ pub fn attention(qkv: &Tokens, heads: usize) -> Tokens {
         })
         .collect();
     for (task, out) in outputs.iter().enumerate() {
-        let (h, r0) = (task / blocks, task % blocks * QUERY_BLOCK);
+        let (h, r0) = place(task);
         for (dst, src) in data[r0 * d..].chunks_mut(d).zip(out.chunks(hd)) {
             dst[h * hd..(h + 1) * hd].copy_from_slice(src);
         }

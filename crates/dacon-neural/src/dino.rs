@@ -22,7 +22,7 @@ use crate::cpu::{self, Dense, Tokens};
 use crate::error::{Error, Result};
 use crate::keymap::load_into;
 use crate::resize::bicubic_scale;
-use crate::weights::{shape_of, tensor, RawTensor, Values, WeightMap};
+use crate::weights::{shape_of, tensor, values_or_zeros, RawTensor, Values, WeightMap};
 
 /// Architecture of a DINOv2 backbone (defaults: the released ViT-S/14 at
 /// 518 px); [`DinoConfig::read`] takes it from a checkpoint.
@@ -309,9 +309,7 @@ impl Block {
         let x = x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1);
         x.clone() + scale(self.mlp.forward(self.norm2.forward(x)), &self.ls2)
     }
-}
 
-impl Block {
     /// The block's parameters, read out for [`CpuBlock::forward`].
     fn cpu(&self) -> CpuBlock {
         let scale = |ls: &Option<LayerScale>| ls.as_ref().map(|s| s.gamma.val().values());
@@ -397,10 +395,7 @@ struct CpuNorm {
 impl CpuNorm {
     fn of(norm: &LayerNorm) -> CpuNorm {
         let gamma = norm.gamma.val().values();
-        let beta = norm
-            .beta
-            .as_ref()
-            .map_or_else(|| vec![0.0; gamma.len()], |b| b.val().values());
+        let beta = values_or_zeros(norm.beta.as_ref(), gamma.len());
         CpuNorm { gamma, beta }
     }
 
@@ -416,10 +411,7 @@ fn dense(linear: &Linear) -> Dense {
         i,
         o,
         weight: linear.weight.val().values(),
-        bias: linear
-            .bias
-            .as_ref()
-            .map_or_else(|| vec![0.0; o], |b| b.val().values()),
+        bias: values_or_zeros(linear.bias.as_ref(), o),
     }
 }
 
@@ -571,12 +563,7 @@ impl Dino {
             i: c * p * p,
             o: d,
             weight: weight.reshape([d, c * p * p]).transpose().values(),
-            bias: self
-                .patch_embed
-                .proj
-                .bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; d], |b| b.val().values()),
+            bias: values_or_zeros(self.patch_embed.proj.bias.as_ref(), d),
         };
         let pos = self.position_embedding(gh, gw).values();
         let cls = self.cls_token.val().values();

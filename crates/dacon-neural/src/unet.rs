@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::resize::upsample2x_aligned;
-use crate::weights::{shape_of, Values, WeightMap};
+use crate::weights::{shape_of, values_or_zeros, Values, WeightMap};
 
 /// Widths of a U-Net (defaults: the released DACoN);
 /// [`UNetConfig::read`] takes them from a checkpoint.
@@ -353,10 +353,7 @@ fn kernel(conv: &Conv2d) -> cpu::Kernel {
         c,
         k,
         weight: conv.weight.val().values(),
-        bias: conv
-            .bias
-            .as_ref()
-            .map_or_else(|| vec![0.0; o], |b| b.val().values()),
+        bias: values_or_zeros(conv.bias.as_ref(), o),
     }
 }
 

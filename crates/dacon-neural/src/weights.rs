@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::Param;
 use burn::store::pytorch_reader::{DType, PytorchReader};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -217,6 +218,12 @@ impl<const D: usize> Values for Tensor<D> {
             .try_into_vec::<f32>()
             .expect("a float tensor converts to f32")
     }
+}
+
+/// An optional parameter's values (a bias, a norm's shift), or `n` zeros
+/// where the module has none: what adding it would do.
+pub fn values_or_zeros(param: Option<&Param<Tensor<1>>>, n: usize) -> Vec<f32> {
+    param.map_or_else(|| vec![0.0; n], |p| p.val().values())
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
