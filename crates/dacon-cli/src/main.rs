@@ -15,6 +15,11 @@ use clap::Parser;
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = args::Cli::parse();
+    if matches!(&cli.command, args::Command::Train(_))
+        || matches!(&cli.command, args::Command::Bench(b) if b.train)
+    {
+        reuse_training_memory();
+    }
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -46,6 +51,30 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// A training step allocates and frees the same few GB of maps every step
+/// (a U-Net layer's input, output and gradients, 67-134 MB each at 512x512),
+/// and blocks that large are always mapped afresh, so every step faulted in
+/// and zeroed them again: a quarter of the U-Net's time in the kernel's
+/// page clearing. Served from the heap and kept there, the next step reuses
+/// them. One arena: a thread's own arena maps large blocks whatever the
+/// settings, and the step runs on the rayon pool. `dacon bench --train
+/// --synthetic-model vits14` (2-core AVX-512 Xeon): 25.7 -> 23.2 s a step
+/// with cached features, peak resident memory unchanged (5.0 GB). Inference
+/// keeps mapping them: it would gain 2% and hold 55 MB more.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn reuse_training_memory() {
+    // SAFETY: mallopt only sets allocator parameters; it runs before any
+    // other thread exists (the command has only been parsed).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn reuse_training_memory() {}
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

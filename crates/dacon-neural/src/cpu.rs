@@ -11,7 +11,8 @@
 //! plane. The arithmetic is PyTorch's: float32 products summed by the GEMM
 //! kernel, InstanceNorm statistics in double precision (as PyTorch's CPU
 //! kernel), the upsampling's interpolation in PyTorch's order.
-//! Training does not come here: it needs burn's autodiff graph.
+//! Training on the CPU uses these loops too, as operations of burn's
+//! autodiff graph with their gradients written out (`cpu_train`).
 
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -193,8 +194,8 @@ impl Kernel {
         self.apply_concat(&[x])
     }
 
-    /// The convolution of the channels of `parts` one after the other (as
-    /// [`concat`] would lay them out) without writing the concatenation:
+    /// The convolution of the channels of `parts` one after the other
+    /// without writing their concatenation:
     /// the U-Net's decoder convolves a skip and an upsampled map together.
     pub fn apply_concat(&self, parts: &[&Planes]) -> Planes {
         assert!(!parts.is_empty(), "no input");
@@ -203,78 +204,26 @@ impl Kernel {
             parts.iter().all(|p| (p.h, p.w) == (h, w)),
             "concatenated maps differ in size"
         );
-        if self.k == 1 && parts.len() > 1 {
-            let joined = parts[1..]
-                .iter()
-                .fold(parts[0].clone(), |a, b| concat(&a, b));
-            return self.apply(&joined);
-        }
         assert_eq!(
             parts.iter().map(|p| p.c).sum::<usize>(),
             self.c,
             "input channels"
         );
-        let x = parts[0];
         let hw = h * w;
-        if hw == 0 {
-            return Planes {
-                c: self.o,
-                h,
-                w,
-                data: Vec::new(),
-            };
-        }
         let mut out = vec![0f32; self.o * hw];
-        out.par_chunks_mut(hw)
-            .zip(&self.bias)
-            .for_each(|(plane, &b)| plane.fill(b));
-        let taps = self.k * self.k;
-        let depth = self.c * taps;
-        if self.k == 1 {
-            gemm_add(&mut out, hw, &self.weight, &x.data, (self.o, hw, depth));
-            return Planes {
-                c: self.o,
-                h,
-                w,
-                data: out,
-            };
-        }
-        let planes: Vec<&[f32]> = parts.iter().flat_map(|p| p.data.chunks(hw)).collect();
-        let pad = self.k / 2;
-        let band = (BAND_FLOATS / (depth * w).max(1)).clamp(1, h.max(1));
-        let mut columns = vec![0f32; depth * band * w];
-        for y0 in (0..h).step_by(band) {
-            let rows = band.min(h - y0);
-            let n = rows * w;
-            // Row `ci * taps + t` of the band: channel `ci` shifted by tap
-            // `t`, zero outside the map, which is the weight's own order
-            // (`[o][c][ky][kx]` flattened).
-            columns[..depth * n]
-                .par_chunks_mut(taps * n)
-                .zip(planes.par_iter())
-                .for_each(|(block, plane)| {
-                    for t in 0..taps {
-                        let (dy, dx) = (t / self.k, t % self.k);
-                        for r in 0..rows {
-                            let dst = &mut block[t * n + r * w..t * n + (r + 1) * w];
-                            shifted_row(
-                                dst,
-                                plane,
-                                w,
-                                h,
-                                (y0 + r + dy) as isize - pad as isize,
-                                dx as isize - pad as isize,
-                            );
-                        }
-                    }
-                });
+        if self.k == 1 && parts.len() == 1 && hw > 0 {
+            // A 1x1 convolution's im2col matrix is its input.
+            fill_planes(&mut out, hw, &self.bias);
             gemm_add(
-                &mut out[y0 * w..],
+                &mut out,
                 hw,
                 &self.weight,
-                &columns[..depth * n],
-                (self.o, n, depth),
+                &parts[0].data,
+                (self.o, hw, self.c),
             );
+        } else if hw > 0 {
+            let planes: Vec<&[f32]> = parts.iter().flat_map(|p| p.data.chunks(hw)).collect();
+            self.apply_planes(&planes, (h, w), &mut out);
         }
         Planes {
             c: self.o,
@@ -283,6 +232,167 @@ impl Kernel {
             data: out,
         }
     }
+
+    /// The convolution of `planes` (`self.c` of `h x w`) into `out`
+    /// (`self.o` planes), which it overwrites.
+    pub fn apply_planes(&self, planes: &[&[f32]], (h, w): (usize, usize), out: &mut [f32]) {
+        let hw = h * w;
+        assert_eq!(planes.len(), self.c, "input channels");
+        assert!(planes.iter().all(|p| p.len() == hw), "plane sizes");
+        assert_eq!(out.len(), self.o * hw, "output size");
+        if hw == 0 {
+            return;
+        }
+        fill_planes(out, hw, &self.bias);
+        let depth = self.c * self.k * self.k;
+        let mut columns = Vec::new();
+        for (y0, rows) in self.bands(h, w) {
+            let n = rows * w;
+            self.im2col(&mut columns, planes, (h, w), y0, rows);
+            gemm_add(
+                &mut out[y0 * w..],
+                hw,
+                &self.weight,
+                &columns,
+                (self.o, n, depth),
+            );
+        }
+    }
+
+    /// Row bands `(first row, rows)` whose im2col matrix fits in
+    /// [`BAND_FLOATS`].
+    fn bands(&self, h: usize, w: usize) -> impl Iterator<Item = (usize, usize)> {
+        let depth = self.c * self.k * self.k;
+        let band = (BAND_FLOATS / (depth * w).max(1)).clamp(1, h.max(1));
+        (0..h).step_by(band).map(move |y0| (y0, band.min(h - y0)))
+    }
+
+    /// The im2col matrix of rows `y0..y0 + rows` into `columns` (resized to
+    /// `c * k * k` rows of `rows * w`): row `ci * taps + t` is channel `ci`
+    /// shifted by tap `t`, zero outside the map, which is the weight's own
+    /// order (`[o][c][ky][kx]` flattened).
+    fn im2col(
+        &self,
+        columns: &mut Vec<f32>,
+        planes: &[&[f32]],
+        (h, w): (usize, usize),
+        y0: usize,
+        rows: usize,
+    ) {
+        let taps = self.k * self.k;
+        let n = rows * w;
+        let pad = self.k / 2;
+        columns.resize(planes.len() * taps * n, 0.0);
+        columns
+            .par_chunks_mut(taps * n)
+            .zip(planes.par_iter())
+            .for_each(|(block, plane)| {
+                for t in 0..taps {
+                    let (dy, dx) = (t / self.k, t % self.k);
+                    for r in 0..rows {
+                        let dst = &mut block[t * n + r * w..t * n + (r + 1) * w];
+                        shifted_row(
+                            dst,
+                            plane,
+                            w,
+                            h,
+                            (y0 + r + dy) as isize - pad as isize,
+                            dx as isize - pad as isize,
+                        );
+                    }
+                }
+            });
+    }
+
+    /// The kernel whose convolution is this one's input gradient: the
+    /// adjoint of a stride-1 "same" convolution is the convolution with the
+    /// kernel flipped in space and its channels swapped (`[c][o][k-1-ky]
+    /// [k-1-kx]`), no bias.
+    pub fn adjoint(&self) -> Kernel {
+        let taps = self.k * self.k;
+        let mut weight = vec![0f32; self.weight.len()];
+        for o in 0..self.o {
+            for c in 0..self.c {
+                let from = &self.weight[(o * self.c + c) * taps..][..taps];
+                let to = &mut weight[(c * self.o + o) * taps..][..taps];
+                for (t, v) in to.iter_mut().enumerate() {
+                    *v = from[taps - 1 - t];
+                }
+            }
+        }
+        Kernel {
+            o: self.c,
+            c: self.o,
+            k: self.k,
+            weight,
+            bias: vec![0.0; self.c],
+        }
+    }
+
+    /// Adds the gradients of the weight (`[o, c, k, k]`) and the bias
+    /// (`[o]`) for input `planes` (`self.c` of `h x w`) and output gradient
+    /// `dy` (`self.o` planes) to `dw` and `db`: `dw += dy * im2col(x)^T`
+    /// band by band, `db += sum(dy)` per plane.
+    pub fn add_gradients(
+        &self,
+        planes: &[&[f32]],
+        (h, w): (usize, usize),
+        dy: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let hw = h * w;
+        assert_eq!(planes.len(), self.c, "input channels");
+        assert!(planes.iter().all(|p| p.len() == hw), "plane sizes");
+        assert_eq!(dy.len(), self.o * hw, "output gradient size");
+        assert_eq!(
+            (dw.len(), db.len()),
+            (self.weight.len(), self.o),
+            "gradients"
+        );
+        if hw == 0 {
+            return;
+        }
+        let sums: Vec<f32> = dy
+            .par_chunks(hw)
+            .map(|p| sum_f64(p, |v| v) as f32)
+            .collect();
+        db.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
+        let depth = self.c * self.k * self.k;
+        let mut columns = Vec::new();
+        for (y0, rows) in self.bands(h, w) {
+            let n = rows * w;
+            self.im2col(&mut columns, planes, (h, w), y0, rows);
+            product(
+                dw,
+                depth,
+                View {
+                    data: &dy[y0 * w..],
+                    rows: self.o,
+                    cols: n,
+                    row: hw,
+                    col: 1,
+                },
+                // im2col(x)^T: element (p, r) of the band at r * n + p.
+                View {
+                    data: &columns,
+                    rows: n,
+                    cols: depth,
+                    row: 1,
+                    col: n,
+                },
+                Store::Add,
+                true,
+            );
+        }
+    }
+}
+
+/// Each `hw`-sized plane of `out` set to its value in `values`.
+fn fill_planes(out: &mut [f32], hw: usize, values: &[f32]) {
+    out.par_chunks_mut(hw)
+        .zip(values)
+        .for_each(|(plane, &v)| plane.fill(v));
 }
 
 /// `dst[x] = plane[y][x + dx]`, zero where that lies outside the plane.
@@ -319,6 +429,54 @@ pub fn instance_norm_relu(x: &mut Planes) {
     });
 }
 
+/// InstanceNorm (no affine, eps 1e-5) in place on the `hw`-sized planes of
+/// `data`, as [`instance_norm_relu`] before its ReLU, returning each
+/// plane's `1 / sqrt(variance + eps)`: the normalised map and these are
+/// what the gradient needs.
+pub fn instance_norm(data: &mut [f32], hw: usize) -> Vec<f32> {
+    if hw == 0 {
+        return Vec::new();
+    }
+    data.par_chunks_mut(hw)
+        .map(|plane| {
+            let (m, inv) = mean_and_inverse_deviation(plane, 1e-5);
+            for v in plane {
+                *v = (*v - m) * inv;
+            }
+            inv
+        })
+        .collect()
+}
+
+/// The gradient of InstanceNorm + ReLU at its input, from the normalised
+/// planes `xhat` (before the ReLU, `hw` values each), each plane's inverse
+/// deviation `inv` and the output's gradient `dy`, written over `dy`. With
+/// `g = dy` where `xhat > 0`, else 0 (PyTorch's ReLU gradient at 0), per
+/// plane: `dx = inv * (g - mean(g) - xhat * mean(g * xhat))`, the means in
+/// double precision.
+pub fn instance_norm_relu_gradient(xhat: &[f32], inv: &[f32], dy: &mut [f32], hw: usize) {
+    assert_eq!(xhat.len(), dy.len(), "sizes");
+    assert_eq!(inv.len() * hw, xhat.len(), "one deviation per plane");
+    if hw == 0 {
+        return;
+    }
+    dy.par_chunks_mut(hw)
+        .zip(xhat.par_chunks(hw))
+        .zip(inv.par_iter())
+        .for_each(|((g, xh), &inv)| {
+            for (g, &x) in g.iter_mut().zip(xh) {
+                if x <= 0.0 {
+                    *g = 0.0;
+                }
+            }
+            let mean = sum_f64(g, |v| v) / hw as f64;
+            let along = dot_f64(g, xh) / hw as f64;
+            for (g, &x) in g.iter_mut().zip(xh) {
+                *g = inv * ((f64::from(*g) - mean - f64::from(x) * along) as f32);
+            }
+        });
+}
+
 /// `(mean, 1 / sqrt(variance + eps))` of `values` (not empty), as
 /// PyTorch's CPU norms compute them: in double precision, the mean, then
 /// the mean squared deviation from it.
@@ -327,6 +485,22 @@ fn mean_and_inverse_deviation(values: &[f32], eps: f64) -> (f32, f32) {
     let mean = sum_f64(values, |v| v) / n;
     let var = sum_f64(values, |v| (v - mean).powi(2)) / n;
     (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+}
+
+/// `sum(a * b)` in double precision, in lanes as [`sum_f64`].
+fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest = ca.remainder().iter().zip(cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += f64::from(x) * f64::from(y);
+        }
+    }
+    lanes.iter().sum::<f64>()
+        + rest
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum::<f64>()
 }
 
 /// The sum of `f(v)` over `values`, in double precision, in eight running
@@ -385,6 +559,7 @@ pub fn upsample2(x: &Planes) -> Planes {
 }
 
 /// `a`'s channels then `b`'s (same size).
+#[cfg(test)]
 pub fn concat(a: &Planes, b: &Planes) -> Planes {
     assert_eq!((a.h, a.w), (b.h, b.w), "concatenated maps differ in size");
     let mut data = Vec::with_capacity(a.data.len() + b.data.len());

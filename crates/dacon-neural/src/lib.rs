@@ -11,6 +11,7 @@
 pub mod any_engine;
 pub mod cache;
 mod cpu;
+mod cpu_train;
 pub mod describe;
 pub mod device;
 pub mod dino;

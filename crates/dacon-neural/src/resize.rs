@@ -89,6 +89,47 @@ pub fn resample(
     out
 }
 
+/// The adjoint of [`resample`], its gradient at the input: `dy` (`channels`
+/// planes of `ty.len() x tx.len()`) carried back onto planes of `h x w`,
+/// each output value added to its two source rows, then each of those to
+/// its two source columns, with the taps' weights.
+pub fn resample_adjoint(
+    dy: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    ty: &[(usize, usize, f32, f32)],
+    tx: &[(usize, usize, f32, f32)],
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (out_h, out_w) = (ty.len(), tx.len());
+    let mut dx = vec![0f32; channels * h * w];
+    if out_h * out_w == 0 || h * w == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(h * w)
+        .zip(dy.par_chunks(out_h * out_w))
+        .take(channels)
+        .for_each(|(dst, plane)| {
+            let mut across = vec![0f32; h * out_w];
+            for (line, &(y0, y1, wy0, wy1)) in plane.chunks_exact(out_w).zip(ty) {
+                for (v, &g) in across[y0 * out_w..(y0 + 1) * out_w].iter_mut().zip(line) {
+                    *v += wy0 * g;
+                }
+                for (v, &g) in across[y1 * out_w..(y1 + 1) * out_w].iter_mut().zip(line) {
+                    *v += wy1 * g;
+                }
+            }
+            for (row, src) in dst.chunks_exact_mut(w).zip(across.chunks_exact(out_w)) {
+                for (&g, &(x0, x1, wx0, wx1)) in src.iter().zip(tx) {
+                    row[x0] += wx0 * g;
+                    row[x1] += wx1 * g;
+                }
+            }
+        });
+    dx
+}
+
 /// A model input: the RGB channels of line art (alpha dropped), /255, resized
 /// bilinearly to `size` (`[H, W]`), as a `[1, 3, H, W]` tensor on `device`.
 /// This is the official `_prepare_images`.

@@ -12,7 +12,7 @@
 //! - total = 0.5 CE + 0.2 L1.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use dacon_core::{ColorTable, LineArt, Rgba, Segmentation};
 
 use crate::cache::{fingerprint, CacheMode, FeatureCache};
@@ -441,6 +441,20 @@ impl Trainer {
             let [d, dh, dw] = map.dims();
             grid.pool(&map.values(), d, dh, dw)
         })
+    }
+
+    /// The U-Net's forward and backward pass alone over `batch` random
+    /// images of its input size (loss: the mean squared output), returning
+    /// the loss: a step's dominant cost, timed by `dacon bench --train`
+    /// beside `scripts/torch_bench.py`'s PyTorch figure for the same work.
+    /// The head's parameters are left as they were.
+    pub fn unet_pass(&self, batch: usize) -> f32 {
+        let [h, w] = self.sizes.unet_input;
+        let x: Tensor<4> = Tensor::random([batch, 3, h, w], Distribution::Default, &self.train);
+        let loss = self.head.unet.forward(x).powf_scalar(2.0).mean();
+        let value = loss.clone().values()[0];
+        let _gradients = loss.backward();
+        value
     }
 
     /// Raw DINO segment features (constant) and fused features (tracked).

@@ -13,6 +13,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions, Pad
 use burn::tensor::{Device, Tensor};
 
 use crate::cpu;
+use crate::cpu_train::{self, After};
 use crate::error::{Error, Result};
 use crate::resize::upsample2x_aligned;
 use crate::weights::{shape_of, values_or_zeros, Values, WeightMap};
@@ -156,7 +157,16 @@ struct ConvBlock {
 
 /// `conv -> InstanceNorm -> ReLU`.
 fn conv_norm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if trains_on_cpu(&x) {
+        return cpu_train::convolve(conv, x, After::NormRelu);
+    }
     relu(instance_norm(convolve(conv, x)))
+}
+
+/// Whether `x` is on the CPU's autodiff device, where the convolutions
+/// are [`cpu_train`]'s operations.
+fn trains_on_cpu(x: &Tensor<4>) -> bool {
+    x.is_autodiff() && x.device().inner() == Device::flex()
 }
 
 /// A U-Net convolution (stride 1, odd square kernel, "same" padding).
@@ -165,11 +175,14 @@ fn conv_norm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// 0.22.1 computes the weight gradient of a convolution over a large map
 /// wrongly (on lavapipe a 1x1 convolution over 512x512 is off by a relative
 /// 0.99, bias and input gradients right; `tests/gpu_gradients.rs`), while
-/// the gradients of a plain matmul are right at every size. The CPU keeps
-/// burn's convolution, whose gradients match PyTorch's (the training parity
-/// vectors) and which needs no k*k-times copy of its input.
+/// the gradients of a plain matmul are right at every size. Training on
+/// the CPU runs [`cpu_train`]'s convolution, GPU inference burn's (CPU
+/// inference does not come here, see [`UNet::forward`]).
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if x.is_autodiff() && x.device().inner() != Device::flex() {
+    if trains_on_cpu(&x) {
+        return cpu_train::convolve(conv, x, After::Nothing);
+    }
+    if x.is_autodiff() {
         return convolve_as_matmul(conv, x, GPU_BAND_FLOATS);
     }
     conv.forward(x)
@@ -259,7 +272,8 @@ impl UNet {
     /// - output: `[B, output, H, W]`
     ///
     /// Inference on the CPU runs in [`crate::cpu`] (burn's CPU convolution
-    /// is 2.6x slower than PyTorch's); training and GPU backends run on
+    /// is 2.6x slower than PyTorch's), training on the CPU through
+    /// [`cpu_train`]'s operations within burn's tensors, GPU backends on
     /// burn's tensors.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if !x.is_autodiff() && x.device() == Device::flex() {
@@ -364,6 +378,9 @@ fn kernel(conv: &Conv2d) -> cpu::Kernel {
 /// kernel); inference keeps burn's fused kernel, which needs no intermediate
 /// half-upsampled tensors.
 fn upsample(x: Tensor<4>) -> Tensor<4> {
+    if trains_on_cpu(&x) {
+        return cpu_train::upsample(x);
+    }
     if x.is_autodiff() {
         return upsample2x_aligned(x);
     }
@@ -470,6 +487,74 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The CPU training operations (`cpu_train`: hand-written gradients)
+    /// compute what burn's autodiff graph computes from burn's own
+    /// convolution, the graph form of the norm and the tensor form of the
+    /// upsampling: outputs and the gradients of weight, bias and input, for
+    /// 3x3, 5x5 and 1x1 kernels with and without the norm, two images of a
+    /// map that is not square. The norm's statistics are double precision
+    /// here and row-wise float32 sums there: a few 1e-6 of values of order 1.
+    #[test]
+    fn the_cpu_training_operations_are_burns_graph() {
+        let device = Device::flex().autodiff();
+        let data = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 37 + seed) % 101) as f32 - 50.0) / 25.0)
+                .collect()
+        };
+        let (b, c, o, h, w) = (2, 3, 5, 6, 7);
+        let x: Tensor<4> = crate::weights::tensor(data(b * c * h * w, 1), [b, c, h, w], &device);
+        let compare = |what: &str, got: &[Vec<f32>], want: &[Vec<f32>]| {
+            for (part, (g, e)) in ["output", "input", "weight", "bias"]
+                .iter()
+                .zip(got.iter().zip(want))
+            {
+                assert_eq!(g.len(), e.len(), "{what} {part}");
+                assert!(!g.is_empty(), "{what} {part}");
+                for (g, e) in g.iter().zip(e) {
+                    assert!(
+                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                        "{what} {part}: {g} vs {e}"
+                    );
+                }
+            }
+        };
+        // Output and gradients of sum(y * r) for a fixed r.
+        let run = |layer: Option<&Conv2d>, f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let x = x.clone().require_grad();
+            let y = f(x.clone());
+            let [yb, yc, yh, yw] = y.dims();
+            let r: Tensor<4> =
+                crate::weights::tensor(data(yb * yc * yh * yw, 3), [yb, yc, yh, yw], &device);
+            let grads = (y.clone() * r).sum().backward();
+            let mut out = vec![y.values(), x.grad(&grads).expect("input gradient").values()];
+            if let Some(layer) = layer {
+                out.push(layer.weight.grad(&grads).expect("weight gradient").values());
+                let bias = layer.bias.as_ref().expect("bias").grad(&grads);
+                out.push(bias.expect("bias gradient").values());
+            }
+            out
+        };
+        for (k, pad) in [(3, 1), (5, 2), (1, 0)] {
+            let layer = conv(c, o, k, pad, &device);
+            compare(
+                &format!("{k}x{k} conv + norm + relu"),
+                &run(Some(&layer), &|x| conv_norm(&layer, x)),
+                &run(Some(&layer), &|x| relu(instance_norm(layer.forward(x)))),
+            );
+            compare(
+                &format!("{k}x{k} conv"),
+                &run(Some(&layer), &|x| convolve(&layer, x)),
+                &run(Some(&layer), &|x| layer.forward(x)),
+            );
+        }
+        compare(
+            "upsampling",
+            &run(None, &upsample),
+            &run(None, &upsample2x_aligned),
+        );
     }
 
     /// The CPU inference path computes what the tensor path computes, on

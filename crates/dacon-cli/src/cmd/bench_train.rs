@@ -87,6 +87,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("  {name:<44} {s:>8.2} s/step  {:>8.4} pairs/s", 1.0 / s);
     };
 
+    let (unet, loss) = time(n, || Ok(trainer.unet_pass(2)))?;
+    if !loss.is_finite() {
+        bail!("the U-Net's loss is not finite ({loss})");
+    }
+    println!(
+        "  {:<44} {:>8.2} s",
+        "U-Net forward + backward, 2 images",
+        unet.as_secs_f64()
+    );
+
     trainer.set_cache(CacheMode::Off)?;
     let (off, ()) = time(n, || step(&mut trainer))?;
     report("backbone run on both frames of every pair", off);
