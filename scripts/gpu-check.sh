@@ -59,13 +59,14 @@ for d in "${devices[@]}"; do
             "$(field "$out/bench-$tag-$m.log" '^  whole frame +([0-9.]+) ms')"
             "$(field "$out/train-$tag-$m.log" '^  backbone run on both frames.* ([0-9.]+) s\/step.*')")
     done
+    cells+=("$(field "$out/train-$tag-vits14.log" '^  U-Net forward \+ backward, 2 images +([0-9.]+) s$')")
     adapter=$(field "$out/bench-$tag-vits14.log" '^device: (.*)$')
     cells+=("$adapter")
     rows+=("$(IFS='|'; echo "${cells[*]}")")
 done
 
-echo "| device | parity (tests passed) | ViT-S DINOv2 ms | ViT-S U-Net ms | ViT-S frame ms | ViT-S train s/step | ViT-L DINOv2 ms | ViT-L U-Net ms | ViT-L frame ms | ViT-L train s/step | adapter |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| device | parity (tests passed) | ViT-S DINOv2 ms | ViT-S U-Net ms | ViT-S frame ms | ViT-S train s/step | ViT-L DINOv2 ms | ViT-L U-Net ms | ViT-L frame ms | ViT-L train s/step | U-Net fwd+bwd 2x512 s | adapter |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in "${rows[@]}"; do
     echo "| ${r//|/ | } |"
 done
