@@ -417,16 +417,7 @@ fn shifted_row(dst: &mut [f32], plane: &[f32], w: usize, h: usize, y: isize, dx:
 /// Statistics in double precision, mean then squared deviations, as
 /// PyTorch's CPU kernel (see `unet::instance_norm_exact`).
 pub fn instance_norm_relu(x: &mut Planes) {
-    let n = x.h * x.w;
-    if n == 0 {
-        return;
-    }
-    x.data.par_chunks_mut(n).for_each(|plane| {
-        let (m, inv) = mean_and_inverse_deviation(plane, 1e-5);
-        for v in plane {
-            *v = ((*v - m) * inv).max(0.0);
-        }
-    });
+    normalise::<true>(&mut x.data, x.h * x.w);
 }
 
 /// InstanceNorm (no affine, eps 1e-5) in place on the `hw`-sized planes of
@@ -434,6 +425,12 @@ pub fn instance_norm_relu(x: &mut Planes) {
 /// plane's `1 / sqrt(variance + eps)`: the normalised map and these are
 /// what the gradient needs.
 pub fn instance_norm(data: &mut [f32], hw: usize) -> Vec<f32> {
+    normalise::<false>(data, hw)
+}
+
+/// InstanceNorm of each `hw`-sized plane of `data` in place, then ReLU when
+/// `RELU` (in the same pass); each plane's inverse deviation.
+fn normalise<const RELU: bool>(data: &mut [f32], hw: usize) -> Vec<f32> {
     if hw == 0 {
         return Vec::new();
     }
@@ -442,6 +439,9 @@ pub fn instance_norm(data: &mut [f32], hw: usize) -> Vec<f32> {
             let (m, inv) = mean_and_inverse_deviation(plane, 1e-5);
             for v in plane {
                 *v = (*v - m) * inv;
+                if RELU {
+                    *v = v.max(0.0);
+                }
             }
             inv
         })

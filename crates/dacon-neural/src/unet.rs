@@ -440,51 +440,66 @@ mod tests {
         let device = crate::device::from_env()
             .expect("DACON_DEVICE names a device of this build")
             .autodiff();
+        let x: Tensor<4> = crate::weights::tensor(ramp(2 * 3 * 6 * 7, 1), [2, 3, 6, 7], &device);
         for (k, pad) in [(3, 1), (1, 0)] {
             let layer = conv(3, 5, k, pad, &device);
-            let data = |n: usize, seed: usize| -> Vec<f32> {
-                (0..n)
-                    .map(|i| (((i * 37 + seed) % 101) as f32 - 50.0) / 25.0)
-                    .collect()
-            };
-            let x: Tensor<4> =
-                crate::weights::tensor(data(2 * 3 * 6 * 7, 1), [2, 3, 6, 7], &device);
+            let want = output_and_gradients(&x, Some(&layer), &|x| layer.forward(x));
             // One band, and bands of two rows (the last of one).
-            let outputs = [
-                |c: &Conv2d, x| c.forward(x),
-                |c: &Conv2d, x| convolve_as_matmul(c, x, GPU_BAND_FLOATS),
-                |c: &Conv2d, x: Tensor<4>| {
-                    let [b, c_in, _, w] = x.dims();
-                    let k = c.weight.dims()[2];
-                    convolve_as_matmul(c, x, 2 * b * k * k * c_in * w)
-                },
-            ]
-            .map(|f| {
-                let x = x.clone().require_grad();
-                let y = f(&layer, x.clone());
-                let weights: Tensor<4> =
-                    crate::weights::tensor(data(2 * 5 * 6 * 7, 3), [2, 5, 6, 7], &device);
-                let grads = (y.clone() * weights).sum().backward();
-                let bias = layer.bias.as_ref().expect("bias").grad(&grads);
-                [
-                    y.values(),
-                    layer.weight.grad(&grads).expect("weight gradient").values(),
-                    bias.expect("bias gradient").values(),
-                    x.grad(&grads).expect("input gradient").values(),
-                ]
+            let one_band = output_and_gradients(&x, Some(&layer), &|x| {
+                convolve_as_matmul(&layer, x, GPU_BAND_FLOATS)
             });
-            for (what, (got, want)) in ["output", "weight", "bias", "input"]
-                .iter()
-                .cycle()
-                .zip(outputs[1..].iter().flatten().zip(outputs[0].iter().cycle()))
-            {
-                assert_eq!(got.len(), want.len(), "{k}x{k} {what}");
-                for (g, e) in got.iter().zip(want) {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
-                        "{k}x{k} {what}: {g} vs {e}"
-                    );
-                }
+            let two_rows = output_and_gradients(&x, Some(&layer), &|x| {
+                let [b, c_in, _, w] = x.dims();
+                convolve_as_matmul(&layer, x, 2 * b * k * k * c_in * w)
+            });
+            assert_close(&format!("{k}x{k} one band"), &one_band, &want);
+            assert_close(&format!("{k}x{k} bands of two rows"), &two_rows, &want);
+        }
+    }
+
+    /// `n` values in [-2, 2), a ramp folded at 101 and shifted by `seed`.
+    fn ramp(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 37 + seed) % 101) as f32 - 50.0) / 25.0)
+            .collect()
+    }
+
+    /// `f(x)`, then the gradients of `sum(f(x) * r)` for a fixed ramp `r`
+    /// at `x` and, when given, at `layer`'s weight and bias.
+    fn output_and_gradients(
+        x: &Tensor<4>,
+        layer: Option<&Conv2d>,
+        f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+    ) -> Vec<Vec<f32>> {
+        let x = x.clone().require_grad();
+        let y = f(x.clone());
+        let dims = y.dims();
+        let r: Tensor<4> =
+            crate::weights::tensor(ramp(dims.iter().product(), 3), dims, &x.device());
+        let grads = (y.clone() * r).sum().backward();
+        let mut out = vec![y.values(), x.grad(&grads).expect("input gradient").values()];
+        if let Some(layer) = layer {
+            out.push(layer.weight.grad(&grads).expect("weight gradient").values());
+            let bias = layer.bias.as_ref().expect("bias").grad(&grads);
+            out.push(bias.expect("bias gradient").values());
+        }
+        out
+    }
+
+    /// Each part of `got` within 1e-4 of `want` (relative above 1).
+    fn assert_close(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+        assert_eq!(got.len(), want.len(), "{what}: parts");
+        for (part, (g, e)) in ["output", "input", "weight", "bias"]
+            .iter()
+            .zip(got.iter().zip(want))
+        {
+            assert_eq!(g.len(), e.len(), "{what} {part}");
+            assert!(!g.is_empty(), "{what} {part}");
+            for (g, e) in g.iter().zip(e) {
+                assert!(
+                    (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                    "{what} {part}: {g} vs {e}"
+                );
             }
         }
     }
@@ -499,61 +514,25 @@ mod tests {
     #[test]
     fn the_cpu_training_operations_are_burns_graph() {
         let device = Device::flex().autodiff();
-        let data = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 37 + seed) % 101) as f32 - 50.0) / 25.0)
-                .collect()
-        };
         let (b, c, o, h, w) = (2, 3, 5, 6, 7);
-        let x: Tensor<4> = crate::weights::tensor(data(b * c * h * w, 1), [b, c, h, w], &device);
-        let compare = |what: &str, got: &[Vec<f32>], want: &[Vec<f32>]| {
-            for (part, (g, e)) in ["output", "input", "weight", "bias"]
-                .iter()
-                .zip(got.iter().zip(want))
-            {
-                assert_eq!(g.len(), e.len(), "{what} {part}");
-                assert!(!g.is_empty(), "{what} {part}");
-                for (g, e) in g.iter().zip(e) {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
-                        "{what} {part}: {g} vs {e}"
-                    );
-                }
-            }
-        };
-        // Output and gradients of sum(y * r) for a fixed r.
-        let run = |layer: Option<&Conv2d>, f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
-            let x = x.clone().require_grad();
-            let y = f(x.clone());
-            let [yb, yc, yh, yw] = y.dims();
-            let r: Tensor<4> =
-                crate::weights::tensor(data(yb * yc * yh * yw, 3), [yb, yc, yh, yw], &device);
-            let grads = (y.clone() * r).sum().backward();
-            let mut out = vec![y.values(), x.grad(&grads).expect("input gradient").values()];
-            if let Some(layer) = layer {
-                out.push(layer.weight.grad(&grads).expect("weight gradient").values());
-                let bias = layer.bias.as_ref().expect("bias").grad(&grads);
-                out.push(bias.expect("bias gradient").values());
-            }
-            out
-        };
+        let x: Tensor<4> = crate::weights::tensor(ramp(b * c * h * w, 1), [b, c, h, w], &device);
         for (k, pad) in [(3, 1), (5, 2), (1, 0)] {
             let layer = conv(c, o, k, pad, &device);
-            compare(
+            assert_close(
                 &format!("{k}x{k} conv + norm + relu"),
-                &run(Some(&layer), &|x| conv_norm(&layer, x)),
-                &run(Some(&layer), &|x| relu(instance_norm(layer.forward(x)))),
+                &output_and_gradients(&x, Some(&layer), &|x| conv_norm(&layer, x)),
+                &output_and_gradients(&x, Some(&layer), &|x| relu(instance_norm(layer.forward(x)))),
             );
-            compare(
+            assert_close(
                 &format!("{k}x{k} conv"),
-                &run(Some(&layer), &|x| convolve(&layer, x)),
-                &run(Some(&layer), &|x| layer.forward(x)),
+                &output_and_gradients(&x, Some(&layer), &|x| convolve(&layer, x)),
+                &output_and_gradients(&x, Some(&layer), &|x| layer.forward(x)),
             );
         }
-        compare(
+        assert_close(
             "upsampling",
-            &run(None, &upsample),
-            &run(None, &upsample2x_aligned),
+            &output_and_gradients(&x, None, &upsample),
+            &output_and_gradients(&x, None, &upsample2x_aligned),
         );
     }
 
