@@ -720,7 +720,6 @@ impl ClassicEngine {
     /// certainty) on its own: centroid to centroid, turned by the change of
     /// its major axis when it has one, scaled as the whole frame.
     fn part_motions(
-        &self,
         t: &ClassicFeatures,
         r: &ClassicFeatures,
         warp: &Warp,
@@ -921,7 +920,7 @@ impl ClassicEngine {
             scores = Self::scores(t, r, &warp, work);
         }
         if self.config.part_motion {
-            let mut motions = self.part_motions(t, r, &warp, &scores);
+            let mut motions = Self::part_motions(t, r, &warp, &scores);
             Self::add_part_candidates(t, r, &mut motions, &mut scores, work);
         }
         // Twice: segments rescued in the first pass anchor their neighbours.
@@ -1309,25 +1308,20 @@ impl ColourContact {
             self.rows[a + 1] += self.rows[a];
         }
         self.touching = pairs.into_iter().map(|((_, b), len)| (b, len)).collect();
+        let mut sum: Vec<f64> = Vec::new();
         for _ in 0..CONTACT_ROUNDS {
             let chosen: Vec<Option<(usize, f64)>> = votes
                 .iter()
                 .zip(&ids)
                 .map(|(v, id)| {
-                    let mut order: Vec<usize> = (0..v.len()).collect();
-                    order.sort_by(|&i, &j| {
-                        v[j].total
-                            .total_cmp(&v[i].total)
-                            .then(v[i].color.cmp(&v[j].color))
-                    });
-                    let first = *order.first()?;
+                    let (first, second) = winner(v)?;
                     let best = v[first].total;
-                    let second = order.get(1).map_or(0.0, |&i| v[i].total);
                     (best > 0.0).then(|| (id[first], (best - second) / best))
                 })
                 .collect();
             for tl in 1..votes.len() {
-                let mut sum = vec![0.0; ids[tl].len()];
+                sum.clear();
+                sum.resize(ids[tl].len(), 0.0);
                 let mut weight = 0.0;
                 for &(n, len) in &t.adjacency[tl] {
                     let Some((b, sure)) = chosen[n as usize] else {
@@ -1349,6 +1343,26 @@ impl ColourContact {
             }
         }
     }
+}
+
+/// The winning vote of a segment (highest total; ties to the smaller RGBA,
+/// for determinism) and the total of the runner-up (0 without one).
+fn winner(votes: &[Vote]) -> Option<(usize, f64)> {
+    let first = (0..votes.len()).reduce(|b, i| {
+        let (v, w) = (&votes[i], &votes[b]);
+        if v.total.total_cmp(&w.total).then(w.color.cmp(&v.color)) == std::cmp::Ordering::Greater {
+            i
+        } else {
+            b
+        }
+    })?;
+    let second = votes
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != first)
+        .map(|(_, v)| v.total)
+        .fold(0.0, f64::max);
+    Some((first, second))
 }
 
 /// One colour's support for a target segment, summed over references.
@@ -1498,13 +1512,10 @@ impl Engine for ClassicEngine {
         }
         let mut colors = ColorTable::default();
         let mut confidence = Vec::with_capacity(target.count);
-        for (tl, v) in votes.iter_mut().enumerate().skip(1) {
-            // Highest score; ties to the smaller RGBA for determinism.
-            v.sort_by(|a, b| b.total.total_cmp(&a.total).then(a.color.cmp(&b.color)));
-            let second = v.get(1).map_or(0.0, |e| e.total);
-            let (color, best, source) = match v.first() {
-                Some(e) => (e.color, e.total, Some(e.source)),
-                None => ([255, 255, 255, 0], 0.0, None),
+        for (tl, v) in votes.iter().enumerate().skip(1) {
+            let (color, best, second, source) = match winner(v) {
+                Some((i, second)) => (v[i].color, v[i].total, second, Some(v[i].source)),
+                None => ([255, 255, 255, 0], 0.0, 0.0, None),
             };
             colors.set(tl as u32, color);
             confidence.push(Confidence {
