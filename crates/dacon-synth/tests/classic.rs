@@ -120,6 +120,44 @@ fn a_glove_that_moved_with_its_forearm_keeps_its_colour() {
 }
 
 #[test]
+fn a_glove_beyond_a_forearm_that_swung_far_keeps_its_colour() {
+    // Keyframe from the first drawing of `hands`: by frame 5 the forearm
+    // has swung from hanging at the side to across the body, so it matches
+    // its reference only weakly and has no motion of its own; the open
+    // hand at its end lies on the shirt and trousers. The forearm's axis,
+    // headed by the sleeve it shares with its reference, carries the palm
+    // onto the reference glove.
+    let cut = draw_cut(&CutSpec {
+        frames: 6,
+        preset: dacon_synth::Preset::Hands,
+        ..CutSpec::default()
+    });
+    let (rf, colors) = painted(&cut[0]);
+    let (tf, truth) = painted(&cut[5]);
+    let glove = [236, 236, 226, 255];
+    let sizes = tf.seg.pixel_counts();
+    let palms: Vec<u32> = (1..=tf.seg.count())
+        .filter(|&l| truth.get(l) == Some(glove) && sizes[l as usize] > 600)
+        .collect();
+    assert!(!palms.is_empty(), "no open hand in frame 5");
+    let colour = |joint_motion: bool| {
+        colours_of(
+            (&rf, &colors),
+            &tf,
+            ClassicConfig {
+                joint_motion,
+                ..ClassicConfig::default()
+            },
+            &palms,
+        )
+    };
+    let with = colour(true);
+    assert!(with.iter().all(|&c| c == Some(glove)), "{with:?}");
+    // Without the joint's motion the palm takes what it lies on.
+    assert!(colour(false).iter().any(|&c| c != Some(glove)));
+}
+
+#[test]
 fn pieces_of_a_redrawn_face_and_hair_keep_their_colours() {
     // Redrawn cut, frame 6 coloured from frame 5: fold and strand lines
     // drawn in frame 6 only split the face and the hair into pieces that
