@@ -80,43 +80,48 @@ fn background_between_the_legs_stays_background() {
     assert!(checked >= 3, "only {checked} background pieces on the edge");
 }
 
+const GLOVE: [u8; 4] = [236, 236, 226, 255];
+
+/// The glove segments of more than `min_area` pixels in frame `target` of
+/// a `preset` cut, coloured from frame `reference` with a stage on and
+/// off (`with_stage` makes the config): all gloves with it, not all
+/// without (so the case is one the stage decides).
+fn gloves_need(
+    preset: dacon_synth::Preset,
+    (reference, target): (usize, usize),
+    min_area: u64,
+    with_stage: impl Fn(bool) -> ClassicConfig,
+) {
+    let cut = draw_cut(&CutSpec {
+        frames: target + 1,
+        preset,
+        ..CutSpec::default()
+    });
+    let (rf, colors) = painted(&cut[reference]);
+    let (tf, truth) = painted(&cut[target]);
+    let sizes = tf.seg.pixel_counts();
+    let gloves: Vec<u32> = (1..=tf.seg.count())
+        .filter(|&l| truth.get(l) == Some(GLOVE) && sizes[l as usize] > min_area)
+        .collect();
+    assert!(!gloves.is_empty(), "no glove in frame {target}");
+    let with = colours_of((&rf, &colors), &tf, with_stage(true), &gloves);
+    assert!(with.iter().all(|&c| c == Some(GLOVE)), "{with:?}");
+    let without = colours_of((&rf, &colors), &tf, with_stage(false), &gloves);
+    assert!(without.iter().any(|&c| c != Some(GLOVE)), "{without:?}");
+}
+
 #[test]
 fn a_glove_that_moved_with_its_forearm_keeps_its_colour() {
     // Redrawn limbs, frame 9 coloured from frame 8: the front arm swings
     // on its own, so the global warp and the smooth field (pulled by the
     // body around it) lay the glove onto the shirt of frame 8. Mapped with
     // the rigid motion of its matched neighbour it lands on the glove.
-    let cut = draw_cut(&CutSpec {
-        frames: 10,
-        preset: dacon_synth::Preset::Redraw,
-        ..CutSpec::default()
+    gloves_need(dacon_synth::Preset::Redraw, (8, 9), 500, |part_motion| {
+        ClassicConfig {
+            part_motion,
+            ..ClassicConfig::default()
+        }
     });
-    let (rf, colors) = painted(&cut[8]);
-    let (tf, truth) = painted(&cut[9]);
-    let glove = [236, 236, 226, 255];
-    let sizes = tf.seg.pixel_counts();
-    let gloves: Vec<u32> = (1..=tf.seg.count())
-        .filter(|&l| truth.get(l) == Some(glove) && sizes[l as usize] > 500)
-        .collect();
-    assert!(!gloves.is_empty(), "no glove in frame 9");
-    let colour = |part_motion: bool| {
-        colours_of(
-            (&rf, &colors),
-            &tf,
-            ClassicConfig {
-                part_motion,
-                ..ClassicConfig::default()
-            },
-            &gloves,
-        )
-    };
-    assert!(
-        colour(true).iter().all(|&c| c == Some(glove)),
-        "{:?}",
-        colour(true)
-    );
-    // The case is one the warp alone gets wrong.
-    assert!(colour(false).iter().any(|&c| c != Some(glove)));
 }
 
 #[test]
@@ -127,34 +132,12 @@ fn a_glove_beyond_a_forearm_that_swung_far_keeps_its_colour() {
     // hand at its end lies on the shirt and trousers. The forearm's axis,
     // headed by the sleeve it shares with its reference, carries the palm
     // onto the reference glove.
-    let cut = draw_cut(&CutSpec {
-        frames: 6,
-        preset: dacon_synth::Preset::Hands,
-        ..CutSpec::default()
+    gloves_need(dacon_synth::Preset::Hands, (0, 5), 600, |joint_motion| {
+        ClassicConfig {
+            joint_motion,
+            ..ClassicConfig::default()
+        }
     });
-    let (rf, colors) = painted(&cut[0]);
-    let (tf, truth) = painted(&cut[5]);
-    let glove = [236, 236, 226, 255];
-    let sizes = tf.seg.pixel_counts();
-    let palms: Vec<u32> = (1..=tf.seg.count())
-        .filter(|&l| truth.get(l) == Some(glove) && sizes[l as usize] > 600)
-        .collect();
-    assert!(!palms.is_empty(), "no open hand in frame 5");
-    let colour = |joint_motion: bool| {
-        colours_of(
-            (&rf, &colors),
-            &tf,
-            ClassicConfig {
-                joint_motion,
-                ..ClassicConfig::default()
-            },
-            &palms,
-        )
-    };
-    let with = colour(true);
-    assert!(with.iter().all(|&c| c == Some(glove)), "{with:?}");
-    // Without the joint's motion the palm takes what it lies on.
-    assert!(colour(false).iter().any(|&c| c != Some(glove)));
 }
 
 #[test]

@@ -857,10 +857,7 @@ impl ClassicEngine {
         /// (a round piece of redrawn hair has none worth following).
         const CLEAR_AXIS: f64 = 0.6;
         const SIZE: f64 = 0.5;
-        let best: Vec<Option<Candidate>> = scores
-            .iter()
-            .map(|l| l.iter().copied().max_by(|a, b| a.score.total_cmp(&b.score)))
-            .collect();
+        let best = best_candidates(scores);
         let mut added = vec![false; t.count + 1];
         for tl in 1..=t.count {
             let Some(b) = best[tl] else { continue };
@@ -921,10 +918,7 @@ impl ClassicEngine {
         const WEAK: f64 = 0.4;
         /// Share of the anchors' boundary a proposal must touch.
         const CONTEXT: f64 = 0.6;
-        let best: Vec<Option<Candidate>> = scores
-            .iter()
-            .map(|l| l.iter().copied().max_by(|a, b| a.score.total_cmp(&b.score)))
-            .collect();
+        let best = best_candidates(scores);
         let zoom = warp.global.area_scale();
         let mut seen = vec![false; r.count + 1];
         let mut labels: Vec<u32> = Vec::new();
@@ -1052,6 +1046,14 @@ impl ClassicEngine {
         };
         (scores, quality, outline)
     }
+}
+
+/// The best-scoring candidate of every target segment.
+fn best_candidates(scores: &Scores) -> Vec<Option<Candidate>> {
+    scores
+        .iter()
+        .map(|l| l.iter().copied().max_by(|a, b| a.score.total_cmp(&b.score)))
+        .collect()
 }
 
 /// The reference segments that target segment `tl` lands on when mapped by
