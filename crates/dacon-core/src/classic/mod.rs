@@ -1656,8 +1656,13 @@ mod tests {
     /// A checkerboard of 1-px lines: every other pixel is its own segment,
     /// like the specks of a noisy scan.
     fn checkerboard(side: u32) -> Frame {
-        let img = RgbaImage::from_fn(side, side, |x, y| {
-            Rgba(if (x + y) % 2 == 0 {
+        drawn(side, side, |x, y| (x + y) % 2 == 0)
+    }
+
+    /// A segmented frame whose black lines are where `line` says.
+    fn drawn(w: u32, h: u32, line: impl Fn(u32, u32) -> bool) -> Frame {
+        let img = RgbaImage::from_fn(w, h, |x, y| {
+            Rgba(if line(x, y) {
                 [0, 0, 0, 255]
             } else {
                 [255, 255, 255, 0]
@@ -1711,16 +1716,7 @@ mod tests {
 
     /// Three regions side by side, split by two vertical lines.
     fn three_bands() -> Frame {
-        let img = RgbaImage::from_fn(30, 10, |x, _| {
-            Rgba(if x == 9 || x == 19 {
-                [0, 0, 0, 255]
-            } else {
-                [255, 255, 255, 0]
-            })
-        });
-        let art = LineArt::from_rgba(img, true);
-        let seg = Segmentation::from_line_art(&art).unwrap();
-        Frame::new(art, seg)
+        drawn(30, 10, |x, _| x == 9 || x == 19)
     }
 
     fn candidate(label: u32, score: f64) -> Candidate {
@@ -1858,20 +1854,12 @@ mod tests {
 
     /// Outlined boxes `[x0, y0, x1, y1]` (inclusive lines) on a blank canvas.
     fn boxes(w: u32, h: u32, boxes: &[[u32; 4]]) -> Frame {
-        let img = RgbaImage::from_fn(w, h, |x, y| {
-            let on = boxes.iter().any(|b| {
+        drawn(w, h, |x, y| {
+            boxes.iter().any(|b| {
                 let inside = (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y);
                 inside && (x == b[0] || x == b[2] || y == b[1] || y == b[3])
-            });
-            Rgba(if on {
-                [0, 0, 0, 255]
-            } else {
-                [255, 255, 255, 0]
             })
-        });
-        let art = LineArt::from_rgba(img, true);
-        let seg = Segmentation::from_line_art(&art).unwrap();
-        Frame::new(art, seg)
+        })
     }
 
     #[test]
