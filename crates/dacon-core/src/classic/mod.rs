@@ -1340,30 +1340,23 @@ const CONTACT_WEIGHT: f64 = 0.5;
 const CONTACT_ROUNDS: usize = 2;
 
 /// Boundary that regions of each pair of colours share in the references,
-/// weighted as the references' votes are. Segment matches are too noisy
-/// to vote for their neighbours (relaxation labelling over segments cost
-/// keyframe points), but which colours touch holds across poses,
-/// redrawn lines and reference sheets: a glove touches skin and
-/// background, never the hair.
+/// weighted as the references' votes are, summed while references are
+/// added; [`ContactTally::finish`] turns it into the [`ColourContact`]
+/// table that is read. Segment matches are too noisy to vote for their
+/// neighbours (relaxation labelling over segments cost keyframe points),
+/// but which colours touch holds across poses, redrawn lines and reference
+/// sheets: a glove touches skin and background, never the hair.
 #[derive(Debug, Default)]
-struct ColourContact {
+struct ContactTally {
     /// Index of every colour seen, in order of first sight.
     palette: HashMap<Rgba, usize>,
-    /// `(a, b) -> length`, both orders, by palette index, summed while
-    /// references are added.
+    /// `(a, b) -> length`, both orders, by palette index.
     boundary: HashMap<(usize, usize), f64>,
-    /// The same as rows by first colour, sorted by the second, for
-    /// lookups: on a speckled scan every segment asks for each neighbour
-    /// and candidate colour, and a colour's row is a handful of entries
-    /// where the map is millions (`dacon bench --checkerboard`, 524k
-    /// segments of as many colours: matching 14.1 s with the map).
-    rows: Vec<usize>,
-    touching: Vec<(usize, f64)>,
     /// Whole boundary of each colour.
     perimeter: Vec<f64>,
 }
 
-impl ColourContact {
+impl ContactTally {
     fn index(&mut self, c: Rgba) -> usize {
         let next = self.palette.len();
         let i = *self.palette.entry(c).or_insert(next);
@@ -1389,11 +1382,49 @@ impl ColourContact {
         }
     }
 
+    /// The table as rows by first colour, sorted by the second, for
+    /// lookups: on a speckled scan every segment asks for each neighbour
+    /// and candidate colour, and a colour's row is a handful of entries
+    /// where the map is millions (`dacon bench --checkerboard`, 524k
+    /// segments of as many colours: matching 14.1 s with the map).
+    fn finish(self) -> ColourContact {
+        let mut pairs: Vec<((usize, usize), f64)> = self.boundary.into_iter().collect();
+        pairs.sort_unstable_by_key(|e| e.0);
+        let mut rows = vec![0; self.perimeter.len() + 1];
+        for &((a, _), _) in &pairs {
+            rows[a + 1] += 1;
+        }
+        for a in 0..self.perimeter.len() {
+            rows[a + 1] += rows[a];
+        }
+        ColourContact {
+            palette: self.palette,
+            rows,
+            touching: pairs.into_iter().map(|((_, b), len)| (b, len)).collect(),
+            perimeter: self.perimeter,
+        }
+    }
+}
+
+/// Which colours touch which in the references, and how much: colour `a`'s
+/// neighbours are `touching[rows[a]..rows[a + 1]]`, by palette index.
+#[derive(Debug)]
+struct ColourContact {
+    palette: HashMap<Rgba, usize>,
+    rows: Vec<usize>,
+    touching: Vec<(usize, f64)>,
+    perimeter: Vec<f64>,
+}
+
+impl ColourContact {
     /// How plausible it is that a region of colour `a` touches one of `b`:
     /// 1 for the same colour (a redrawn line can split any region).
     fn plausible(&self, a: usize, b: usize) -> f64 {
         if a == b {
             return 1.0;
+        }
+        if a >= self.perimeter.len() {
+            return 0.0;
         }
         let row = &self.touching[self.rows[a]..self.rows[a + 1]];
         let len = row
@@ -1406,27 +1437,22 @@ impl ColourContact {
     /// contacts with the colours chosen for the neighbours are, each
     /// neighbour counted by shared boundary and by its relative margin (an
     /// unsure neighbour says little).
-    fn weigh_by_neighbours(&mut self, t: &ClassicFeatures, votes: &mut [Vec<Vote>]) {
+    fn weigh_by_neighbours(&self, t: &ClassicFeatures, votes: &mut [Vec<Vote>]) {
         let base: Vec<Vec<f64>> = votes
             .iter()
             .map(|v| v.iter().map(|e| e.total).collect())
             .collect();
+        // Every vote is for a reference segment's colour, so in the
+        // palette; one that is not (none today) touches nothing.
+        let stranger = self.perimeter.len();
         let ids: Vec<Vec<usize>> = votes
             .iter()
-            .map(|v| v.iter().map(|e| self.index(e.color)).collect())
+            .map(|v| {
+                v.iter()
+                    .map(|e| self.palette.get(&e.color).copied().unwrap_or(stranger))
+                    .collect()
+            })
             .collect();
-        // After the votes' colours are indexed, so every colour has a row.
-        let mut pairs: Vec<((usize, usize), f64)> =
-            std::mem::take(&mut self.boundary).into_iter().collect();
-        pairs.sort_unstable_by_key(|e| e.0);
-        self.rows = vec![0; self.perimeter.len() + 1];
-        for &((a, _), _) in &pairs {
-            self.rows[a + 1] += 1;
-        }
-        for a in 0..self.perimeter.len() {
-            self.rows[a + 1] += self.rows[a];
-        }
-        self.touching = pairs.into_iter().map(|((_, b), len)| (b, len)).collect();
         let mut sum: Vec<f64> = Vec::new();
         for _ in 0..CONTACT_ROUNDS {
             let chosen: Vec<Option<(usize, f64)>> = votes
@@ -1513,7 +1539,7 @@ impl Engine for ClassicEngine {
         }
         let mut votes: Vec<Vec<Vote>> = vec![Vec::new(); target.count + 1];
         let mut total_weight = 0.0;
-        let mut contact = ColourContact::default();
+        let mut contact = ContactTally::default();
         for (ri, reference) in refs.iter().enumerate() {
             let (scores, quality, outline) =
                 self.match_reference(target, reference.features, &mut Work::default());
@@ -1627,7 +1653,7 @@ impl Engine for ClassicEngine {
             }
         }
         if self.config.colour_context {
-            contact.weigh_by_neighbours(target, &mut votes);
+            contact.finish().weigh_by_neighbours(target, &mut votes);
         }
         let mut colors = ColorTable::default();
         let mut confidence = Vec::with_capacity(target.count);
@@ -1808,8 +1834,9 @@ mod tests {
         colors.set(left as u32, red);
         colors.set(mid as u32, green);
         colors.set(right as u32, blue);
-        let mut contact = ColourContact::default();
-        contact.add(&f, &colors, 1.0);
+        let mut tally = ContactTally::default();
+        tally.add(&f, &colors, 1.0);
+        let contact = tally.finish();
         // Target: the middle band leans red, its neighbours are sure.
         let mut votes = vec![Vec::new(); 4];
         votes[left] = vec![vote(red, 0.9)];
