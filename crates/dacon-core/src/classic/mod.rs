@@ -890,6 +890,8 @@ impl ClassicEngine {
         /// Minor/major ratio below which a weak match's axis is trusted
         /// (a round piece of redrawn hair has none worth following).
         const CLEAR_AXIS: f64 = 0.6;
+        /// Smaller over larger area of the two: a piece cut off by an
+        /// occluder has its centroid and axis elsewhere.
         const SIZE: f64 = 0.5;
         let best = best_candidates(scores);
         let mut added = vec![false; t.count + 1];
@@ -1510,6 +1512,9 @@ impl ColourContact {
     /// the pairs the references show across trace lines, when they show
     /// any for `a`.
     fn plausible(&self, a: usize, b: usize, across_trace: bool) -> f64 {
+        if a >= self.all.perimeter.len() {
+            return 0.0;
+        }
         if across_trace && self.trace.seen(a) {
             return self.trace.share(a, b);
         }
