@@ -1841,12 +1841,13 @@ mod tests {
 
     /// A segmented frame whose black lines are where `line` says.
     fn drawn(w: u32, h: u32, line: impl Fn(u32, u32) -> bool) -> Frame {
+        drawn_in([0, 0, 0, 255], w, h, line)
+    }
+
+    /// Like [`drawn`], lines in `ink` (a colour-trace line when not black).
+    fn drawn_in(ink: [u8; 4], w: u32, h: u32, line: impl Fn(u32, u32) -> bool) -> Frame {
         let img = RgbaImage::from_fn(w, h, |x, y| {
-            Rgba(if line(x, y) {
-                [0, 0, 0, 255]
-            } else {
-                [255, 255, 255, 0]
-            })
+            Rgba(if line(x, y) { ink } else { [255, 255, 255, 0] })
         });
         let art = LineArt::from_rgba(img, true);
         let seg = Segmentation::from_line_art(&art).unwrap();
@@ -1964,6 +1965,17 @@ mod tests {
         assert!((fit[right] - 0.3).abs() < 1e-9, "{fit:?}");
     }
 
+    /// The colour contacts of one reference, `f` painted `paint`.
+    fn contact_of(f: &ClassicFeatures, paint: &[(usize, [u8; 4])]) -> ColourContact {
+        let mut colors = ColorTable::default();
+        for &(l, c) in paint {
+            colors.set(l as u32, c);
+        }
+        let mut tally = ContactTally::default();
+        tally.add(f, &colors, 1.0);
+        tally.finish()
+    }
+
     fn vote(color: [u8; 4], total: f64) -> Vote {
         Vote {
             color,
@@ -1984,13 +1996,7 @@ mod tests {
         let [left, mid, right] = [by_x[0], by_x[1], by_x[2]];
         let (red, green, blue) = ([200, 0, 0, 255], [0, 200, 0, 255], [0, 0, 200, 255]);
         // Reference: red | green | blue, so red never touches blue.
-        let mut colors = ColorTable::default();
-        colors.set(left as u32, red);
-        colors.set(mid as u32, green);
-        colors.set(right as u32, blue);
-        let mut tally = ContactTally::default();
-        tally.add(&f, &colors, 1.0);
-        let contact = tally.finish();
+        let contact = contact_of(&f, &[(left, red), (mid, green), (right, blue)]);
         // Target: the middle band leans red, its neighbours are sure.
         let mut votes = vec![Vec::new(); 4];
         votes[left] = vec![vote(red, 0.9)];
@@ -2014,18 +2020,8 @@ mod tests {
         // skin and its shadow in the reference. In the target the right
         // one leans to skin, the colour of its neighbour; a redrawn black
         // line may split one colour, but a trace line never does.
-        let img = RgbaImage::from_fn(20, 10, |x, _| {
-            Rgba(if x == 9 {
-                [60, 90, 230, 255]
-            } else {
-                [255, 255, 255, 0]
-            })
-        });
-        let art = LineArt::from_rgba(img, true);
-        let seg = Segmentation::from_line_art(&art).unwrap();
-        let f = ClassicEngine::default()
-            .features(&Frame::new(art, seg))
-            .unwrap();
+        let trace = drawn_in([60, 90, 230, 255], 20, 10, |x, _| x == 9);
+        let f = ClassicEngine::default().features(&trace).unwrap();
         assert_eq!(f.count, 2);
         let (left, right) = if f.centroid[1][0] < f.centroid[2][0] {
             (1, 2)
@@ -2034,12 +2030,7 @@ mod tests {
         };
         assert!(f.across_trace(left, right as u32, f.adjacency[left][0].1));
         let (skin, shadow) = ([250, 214, 180, 255], [222, 170, 140, 255]);
-        let mut colors = ColorTable::default();
-        colors.set(left as u32, skin);
-        colors.set(right as u32, shadow);
-        let mut tally = ContactTally::default();
-        tally.add(&f, &colors, 1.0);
-        let contact = tally.finish();
+        let contact = contact_of(&f, &[(left, skin), (right, shadow)]);
         let mut votes = vec![Vec::new(); 3];
         votes[left] = vec![vote(skin, 0.9)];
         votes[right] = vec![vote(skin, 0.5), vote(shadow, 0.45)];
