@@ -2081,21 +2081,29 @@ mod tests {
         })
     }
 
+    /// The classic features of [`boxes`].
+    fn boxed(w: u32, h: u32, outlined: &[[u32; 4]]) -> ClassicFeatures {
+        ClassicEngine::default()
+            .features(&boxes(w, h, outlined))
+            .unwrap()
+    }
+
+    /// The segment at `(x, y)`.
+    fn at(f: &ClassicFeatures, x: usize, y: usize) -> u32 {
+        f.filled[y * f.w + x]
+    }
+
     #[test]
     fn a_weakly_matched_limb_is_headed_by_its_joint() {
         // A sleeve with a forearm and a hand: hanging down in the
         // reference, held out to the right or to the left in the target.
         // The forearm's axis turns by a quarter either way; only the sleeve
         // at its root says which, so the hand end lands on the hand end.
-        let engine = ClassicEngine::default();
-        let r = engine
-            .features(&boxes(
-                130,
-                100,
-                &[[40, 10, 60, 30], [45, 30, 55, 70], [43, 70, 57, 82]],
-            ))
-            .unwrap();
-        let at = |f: &ClassicFeatures, x: usize, y: usize| f.filled[y * f.w + x];
+        let r = boxed(
+            130,
+            100,
+            &[[40, 10, 60, 30], [45, 30, 55, 70], [43, 70, 57, 82]],
+        );
         let (r_sleeve, r_arm) = (at(&r, 50, 20), at(&r, 50, 50));
         let still = Similarity {
             theta: 0.0,
@@ -2106,9 +2114,7 @@ mod tests {
         let right = [[60, 15, 100, 25], [100, 13, 112, 27]];
         let left = [[10, 15, 40, 25], [2, 13, 10, 27]];
         for (arm, mid, hand_end) in [(right, 80, 97.0), (left, 25, 13.0)] {
-            let t = engine
-                .features(&boxes(130, 100, &[[40, 10, 60, 30], arm[0], arm[1]]))
-                .unwrap();
+            let t = boxed(130, 100, &[[40, 10, 60, 30], arm[0], arm[1]]);
             let (t_sleeve, t_arm) = (at(&t, 50, 20), at(&t, mid, 20));
             let mut scores: Scores = vec![Vec::new(); t.count + 1];
             scores[t_sleeve as usize].push(candidate(r_sleeve, 0.9));
@@ -2141,18 +2147,12 @@ mod tests {
         // target one box below, moved along the body so that overlap finds
         // nothing. Both reference boxes touch the body, in the same size and
         // shape: only the side tells them apart.
-        let engine = ClassicEngine::default();
-        let r = engine
-            .features(&boxes(
-                120,
-                100,
-                &[[30, 35, 90, 60], [40, 15, 60, 35], [40, 60, 60, 80]],
-            ))
-            .unwrap();
-        let t = engine
-            .features(&boxes(120, 100, &[[30, 35, 90, 60], [66, 60, 86, 80]]))
-            .unwrap();
-        let at = |f: &ClassicFeatures, x: usize, y: usize| f.filled[y * f.w + x];
+        let r = boxed(
+            120,
+            100,
+            &[[30, 35, 90, 60], [40, 15, 60, 35], [40, 60, 60, 80]],
+        );
+        let t = boxed(120, 100, &[[30, 35, 90, 60], [66, 60, 86, 80]]);
         let (r_above, r_below) = (at(&r, 50, 25), at(&r, 50, 70));
         let (t_body, t_box) = (at(&t, 50, 45), at(&t, 76, 70));
         let proposals = |theta: f64| {
