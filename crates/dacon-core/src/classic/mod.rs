@@ -2121,6 +2121,16 @@ mod tests {
             .unwrap()
     }
 
+    /// A turn by `theta` about `c`, nothing else.
+    fn turn_about(theta: f64, c: [f64; 2]) -> Similarity {
+        Similarity {
+            theta,
+            log_scale: 0.0,
+            t: [0.0, 0.0],
+            c,
+        }
+    }
+
     /// The segment at `(x, y)`.
     fn at(f: &ClassicFeatures, x: usize, y: usize) -> u32 {
         f.filled[y * f.w + x]
@@ -2138,12 +2148,7 @@ mod tests {
             &[[40, 10, 60, 30], [45, 30, 55, 70], [43, 70, 57, 82]],
         );
         let (r_sleeve, r_arm) = (at(&r, 50, 20), at(&r, 50, 50));
-        let still = Similarity {
-            theta: 0.0,
-            log_scale: 0.0,
-            t: [0.0, 0.0],
-            c: [0.0, 0.0],
-        };
+        let still = turn_about(0.0, [0.0, 0.0]);
         let right = [[60, 15, 100, 25], [100, 13, 112, 27]];
         let left = [[10, 15, 40, 25], [2, 13, 10, 27]];
         for (arm, mid, hand_end) in [(right, 80, 97.0), (left, 25, 13.0)] {
@@ -2191,13 +2196,7 @@ mod tests {
         let proposals = |theta: f64| {
             let mut scores: Scores = vec![Vec::new(); t.count + 1];
             scores[t_body as usize].push(candidate(at(&r, 50, 45), 0.9));
-            let turn = Similarity {
-                theta,
-                log_scale: 0.0,
-                t: [0.0, 0.0],
-                c: [60.0, 47.5],
-            };
-            let warp = Warp::new(turn, t.w, t.h);
+            let warp = Warp::new(turn_about(theta, [60.0, 47.5]), t.w, t.h);
             ClassicEngine::add_context_candidates(&t, &r, &warp, &mut scores, &mut Work::default());
             let score = |rl: u32| {
                 let list = &scores[t_box as usize];
@@ -2228,12 +2227,7 @@ mod tests {
         let (r_background, r_body, r_hand) = (at(&r, 2, 2), at(&r, 40, 40), at(&r, 67, 37));
         let (t_background, t_body, t_hand) = (at(&t, 2, 2), at(&t, 40, 40), at(&t, 67, 52));
         assert!(r.is_backdrop(r_background) && !r.is_backdrop(r_body));
-        let still = Similarity {
-            theta: 0.0,
-            log_scale: 0.0,
-            t: [0.0, 0.0],
-            c: [0.0, 0.0],
-        };
+        let still = turn_about(0.0, [0.0, 0.0]);
         let hand_score = |body_matched: bool| {
             let mut scores: Scores = vec![Vec::new(); t.count + 1];
             scores[t_background as usize].push(candidate(r_background, 0.9));
