@@ -11,10 +11,13 @@
 //! reads first.
 //!
 //! Run: `cargo run --release -p dacon-synth --example presets [WORK_DIR
-//! [FILTER [SEED [WxH]]]]` (FILTER keeps the sets whose name contains it;
-//! cuts already written to WORK_DIR are reused, so give each SEED and size
-//! its own WORK_DIR). Another SEED draws other motions of every preset: a
-//! check that a change did not just fit the default cuts. FILTER `timing`
+//! [FILTER [SEED [WxH [MOTION]]]]]` (FILTER keeps the sets whose name
+//! contains it; cuts already written to WORK_DIR are reused, so give each
+//! SEED, size and MOTION its own WORK_DIR; an empty SEED or WxH keeps the
+//! default). Another SEED draws other motions of every preset: a check that
+//! a change did not just fit the default cuts. MOTION scales how far parts
+//! move between frames (default 1): real cels drawn on twos or threes move
+//! further than our default cuts. FILTER `timing`
 //! instead times one 1920x1080 frame of each preset coloured from three
 //! references (features of all four frames and matching, one thread), the
 //! budget #11 sets at 2 s.
@@ -45,10 +48,13 @@ fn main() -> R<()> {
         frames: 10,
         ..CutSpec::default()
     };
-    if let Some(seed) = std::env::args().nth(3) {
+    if let Some(seed) = std::env::args().nth(3).filter(|s| !s.is_empty()) {
         base.seed = seed.parse()?;
     }
-    if let Some(size) = std::env::args().nth(4) {
+    if let Some(motion) = std::env::args().nth(5) {
+        base.motion = motion.parse()?;
+    }
+    if let Some(size) = std::env::args().nth(4).filter(|s| !s.is_empty()) {
         let (w, h) = size.split_once('x').ok_or("size is WxH, e.g. 1920x1080")?;
         (base.width, base.height) = (w.parse()?, h.parse()?);
         // Outlines as thick, relative to the figure, as at 576 rows.
