@@ -51,14 +51,14 @@ fn main() -> R<()> {
     if let Some(seed) = std::env::args().nth(3).filter(|s| !s.is_empty()) {
         base.seed = seed.parse()?;
     }
-    if let Some(motion) = std::env::args().nth(5) {
-        base.motion = motion.parse()?;
-    }
     if let Some(size) = std::env::args().nth(4).filter(|s| !s.is_empty()) {
         let (w, h) = size.split_once('x').ok_or("size is WxH, e.g. 1920x1080")?;
         (base.width, base.height) = (w.parse()?, h.parse()?);
         // Outlines as thick, relative to the figure, as at 576 rows.
         base.line_width *= f64::from(base.height) / 576.0;
+    }
+    if let Some(motion) = std::env::args().nth(5) {
+        base.motion = motion.parse()?;
     }
     let mut sets: Vec<(String, PathBuf)> = Vec::new();
     for preset in Preset::ALL {

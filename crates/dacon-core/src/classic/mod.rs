@@ -1049,6 +1049,7 @@ impl ClassicEngine {
                 if r.border_px[rn] > 0 {
                     continue;
                 }
+                let from_joint = direction(t, n, tl, warp.global.theta);
                 for &(c, rlen) in &r.adjacency[rn] {
                     let c = c as usize;
                     let ar = r.area[c] / zoom;
@@ -1071,9 +1072,7 @@ impl ClassicEngine {
                     // A limb keeps its side of its joint within a swing (the
                     // two arms are alike, one each side of the body), and
                     // what overlap already found of it counts too.
-                    let (cn, ct) = (t.centroid[n], t.centroid[tl]);
-                    let v = turned([ct[0] - cn[0], ct[1] - cn[1]], warp.global.theta);
-                    let side = bearing(&[(v, rn as u32, 1.0)], r, c);
+                    let side = bearing(&[(from_joint, rn as u32, 1.0)], r, c);
                     let prior = scores[tl]
                         .iter()
                         .find(|e| e.label as usize == c)
@@ -1140,8 +1139,7 @@ impl ClassicEngine {
                     if t.border_px[n as usize] > 0 || r.border_px[b.label as usize] > 0 {
                         return None;
                     }
-                    let (cn, ct) = (t.centroid[n as usize], t.centroid[tl]);
-                    let v = turned([ct[0] - cn[0], ct[1] - cn[1]], warp.global.theta);
+                    let v = direction(t, n as usize, tl, warp.global.theta);
                     Some((v, b.label, f64::from(len)))
                 })
                 .collect();
@@ -1283,6 +1281,13 @@ const BACKDROP_CONTEXT: f64 = 0.25;
 fn turned(v: [f64; 2], theta: f64) -> [f64; 2] {
     let (sin, cos) = theta.sin_cos();
     [cos * v[0] - sin * v[1], sin * v[0] + cos * v[1]]
+}
+
+/// The direction from target segment `n` to target segment `tl`, turned
+/// by `theta` (the global alignment) into the reference.
+fn direction(t: &ClassicFeatures, n: usize, tl: usize, theta: f64) -> [f64; 2] {
+    let (cn, ct) = (t.centroid[n], t.centroid[tl]);
+    turned([ct[0] - cn[0], ct[1] - cn[1]], theta)
 }
 
 /// How well reference segment `rl` lies where the segment it is proposed
