@@ -571,9 +571,9 @@ impl ClassicFeatures {
             .collect()
     }
 
-    /// Share of the pixels of every segment on the canvas edge that `warp`
-    /// lays outside `r`'s canvas (0 for the others, which only the edge
-    /// segments' backgrounds are compared with).
+    /// Share of the pixels of every segment on the canvas edge, or next to
+    /// one, that `warp` lays outside `r`'s canvas; 0 for the others, whose
+    /// share no background rule reads.
     fn off_canvas(&self, r: &ClassicFeatures, warp: &Warp) -> Vec<f64> {
         (0..=self.count)
             .map(|l| {
