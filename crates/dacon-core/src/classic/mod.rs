@@ -571,34 +571,6 @@ impl ClassicFeatures {
             .collect()
     }
 
-    /// Share of the pixels of every segment on the canvas edge, or next to
-    /// one, that `warp` lays outside `r`'s canvas; 0 for the others, whose
-    /// share no background rule reads.
-    fn off_canvas(&self, r: &ClassicFeatures, warp: &Warp) -> Vec<f64> {
-        (0..=self.count)
-            .map(|l| {
-                let near_edge = l > 0
-                    && (self.border_px[l] > 0
-                        || self.adjacency[l]
-                            .iter()
-                            .any(|&(n, _)| self.border_px[n as usize] > 0));
-                if !near_edge {
-                    return 0.0;
-                }
-                let px = self.pixels_of(l);
-                let off = px
-                    .iter()
-                    .filter(|&&i| {
-                        let i = i as usize;
-                        r.filled_at(warp.apply([(i % self.w) as f64, (i / self.w) as f64]))
-                            .is_none()
-                    })
-                    .count();
-                off as f64 / px.len().max(1) as f64
-            })
-            .collect()
-    }
-
     /// Up to [`CONTEXT_FANOUT`] neighbours of `l`, those closest in area to
     /// `area` when there are more.
     fn neighbours_near_area(&self, l: usize, area: f64, mut f: impl FnMut(u32)) {
@@ -731,11 +703,19 @@ impl ClassicEngine {
     /// The candidates of a target segment are the reference segments its
     /// pixels land on and those whose centroid lies within reach of its
     /// mapped centroid (found through the centroid grid), so the cost is one
-    /// pass over the target's pixels plus the segments near each one.
-    fn scores(t: &ClassicFeatures, r: &ClassicFeatures, warp: &Warp, work: &mut Work) -> Scores {
+    /// pass over the target's pixels plus the segments near each one. That
+    /// pass also gives the share of every segment laid off `r`'s canvas.
+    fn scores(
+        t: &ClassicFeatures,
+        r: &ClassicFeatures,
+        warp: &Warp,
+        work: &mut Work,
+    ) -> (Scores, Vec<f64>) {
         let zoom = warp.global.area_scale();
         let mut scores: Scores = Vec::with_capacity(t.count + 1);
         scores.push(Vec::new());
+        let mut off_canvas = Vec::with_capacity(t.count + 1);
+        off_canvas.push(0.0);
         // Overlap counts by reference label, cleared after each segment.
         let mut overlap = vec![0u32; r.count + 1];
         let mut labels: Vec<u32> = Vec::new();
@@ -744,10 +724,12 @@ impl ClassicEngine {
             labels.clear();
             let pixels = t.pixels_of(tl);
             work.pixels += pixels.len() as u64;
+            let mut off = 0usize;
             for &i in pixels {
                 let i = i as usize;
                 let p = [(i % t.w) as f64, (i / t.w) as f64];
                 let Some(rl) = r.filled_at(warp.apply(p)) else {
+                    off += 1;
                     continue;
                 };
                 if rl == 0 {
@@ -808,8 +790,9 @@ impl ClassicEngine {
                 }
             }
             scores.push(list.clone());
+            off_canvas.push(off as f64 / pixels.len().max(1) as f64);
         }
-        scores
+        (scores, off_canvas)
     }
 
     /// Mutual-best confident matches as displacement anchors.
@@ -1275,7 +1258,7 @@ impl ClassicEngine {
         let (sim, _) = fit_similarity(&t.lines, &r.lines);
         let mut warp = Warp::new(sim, t.w, t.h);
         let side = t.w.max(t.h) as f64;
-        let mut scores = Self::scores(t, r, &warp, work);
+        let (mut scores, mut off_canvas) = Self::scores(t, r, &warp, work);
         for round in 0..self.config.refine_rounds {
             let anchors = self.anchors(t, r, &warp, &scores);
             // Not kept while the next are computed: on speckled scans the
@@ -1283,7 +1266,7 @@ impl ClassicEngine {
             drop(scores);
             let sigma = side * if round == 0 { 0.08 } else { 0.04 };
             warp.add_residuals(&anchors, sigma);
-            scores = Self::scores(t, r, &warp, work);
+            (scores, off_canvas) = Self::scores(t, r, &warp, work);
         }
         let mut motions = Vec::new();
         if self.config.part_motion {
@@ -1312,7 +1295,7 @@ impl ClassicEngine {
             } else {
                 Vec::new()
             },
-            off_canvas: t.off_canvas(r, &warp),
+            off_canvas,
             scores,
         }
     }
@@ -1326,8 +1309,7 @@ struct Matched {
     quality: f64,
     /// Share of every segment's outline on the reference's lines.
     outline: Vec<f64>,
-    /// Share of every segment near the canvas edge laid off the
-    /// reference's canvas.
+    /// Share of every segment laid off the reference's canvas.
     off_canvas: Vec<f64>,
 }
 
@@ -1593,17 +1575,16 @@ fn backdrop(r: &ClassicFeatures, colors: &ColorTable) -> Backdrop {
             None => edge.push((c, u64::from(r.border_px[l]))),
         }
     }
-    let Some(&(color, _)) = edge.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) else {
+    let Some(&(color, on_edge)) = edge.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+    else {
         return Backdrop {
             segments: Vec::new(),
             edge_share: 0.0,
         };
     };
     let edge_total: u64 = edge.iter().map(|e| e.1).sum();
-    let edge_share =
-        edge.iter().find(|e| e.0 == color).map_or(0, |e| e.1) as f64 / edge_total.max(1) as f64;
     Backdrop {
-        edge_share,
+        edge_share: on_edge as f64 / edge_total as f64,
         segments: (1..=r.count as u32)
             .filter(|&l| r.border_px[l as usize] > 0 && colors.get(l) == Some(color))
             .collect(),
