@@ -182,3 +182,50 @@ fn pieces_of_a_redrawn_face_and_hair_keep_their_colours() {
     // The case is one the segment-to-segment scores alone get wrong.
     assert_ne!(colour(false), expected);
 }
+
+#[test]
+fn highlights_that_moved_off_their_old_place_keep_their_tone() {
+    // Redrawn cut, each frame coloured from the one before: the hair's
+    // highlight moves with the light, so pieces of it lie on the previous
+    // frame's hair and nothing votes for the highlight colour. A trace
+    // line parts them from the hair, and the hair around them is larger
+    // and matched better, so they take the tone the references show
+    // across trace lines from hair.
+    let cut = draw_cut(&CutSpec {
+        frames: 10,
+        preset: dacon_synth::Preset::Redraw,
+        ..CutSpec::default()
+    });
+    let light = [170, 110, 70, 255];
+    let (mut with, mut without, mut lights) = (0, 0, 0);
+    for target in 1..10 {
+        let (rf, colors) = painted(&cut[target - 1]);
+        let (tf, truth) = painted(&cut[target]);
+        let sizes = tf.seg.pixel_counts();
+        let all: Vec<u32> = (1..=tf.seg.count())
+            .filter(|&l| sizes[l as usize] > 100)
+            .collect();
+        let expected: Vec<_> = all.iter().map(|&l| truth.get(l)).collect();
+        let colour = |tone_partners| {
+            let config = ClassicConfig {
+                tone_partners,
+                ..ClassicConfig::default()
+            };
+            colours_of((&rf, &colors), &tf, config, &all)
+        };
+        let (on, off) = (colour(true), colour(false));
+        for (k, e) in expected.iter().enumerate() {
+            // Every segment the stage changes it puts right.
+            if on[k] != off[k] {
+                assert_eq!(on[k], *e, "frame {target} segment {}", all[k]);
+            }
+            if *e == Some(light) {
+                lights += 1;
+                with += usize::from(on[k] == *e);
+                without += usize::from(off[k] == *e);
+            }
+        }
+    }
+    assert!(lights >= 10, "only {lights} highlight pieces");
+    assert!(with >= without + 4, "{with} vs {without} of {lights}");
+}
