@@ -2426,6 +2426,11 @@ mod tests {
         }
     }
 
+    /// The total of segment `l`'s vote for colour `c`, if it has one.
+    fn total(votes: &[Vec<Vote>], l: usize, c: [u8; 4]) -> Option<f64> {
+        votes[l].iter().find(|v| v.color == c).map(|v| v.total)
+    }
+
     #[test]
     fn a_colour_that_never_touches_its_neighbours_colours_loses_votes() {
         let f = ClassicEngine::default().features(&three_bands()).unwrap();
@@ -2444,12 +2449,20 @@ mod tests {
         // Red touches red (its left neighbour) but never blue: half its
         // boundary speaks against it, 0.5 * (1 - 0.5 * 0.5). Green touches
         // both and keeps its votes.
-        let total = |l: usize, c: [u8; 4]| votes[l].iter().find(|v| v.color == c).unwrap().total;
-        assert!((total(mid, red) - 0.375).abs() < 1e-9, "{votes:?}");
-        assert!((total(mid, green) - 0.45).abs() < 1e-9, "{votes:?}");
+        assert!(
+            (total(&votes, mid, red).unwrap() - 0.375).abs() < 1e-9,
+            "{votes:?}"
+        );
+        assert!(
+            (total(&votes, mid, green).unwrap() - 0.45).abs() < 1e-9,
+            "{votes:?}"
+        );
         // A lone candidate keeps its colour whatever its scale; the left
         // band touches green, which red does.
-        assert!((total(left, red) - 0.9).abs() < 1e-9, "{votes:?}");
+        assert!(
+            (total(&votes, left, red).unwrap() - 0.9).abs() < 1e-9,
+            "{votes:?}"
+        );
     }
 
     #[test]
@@ -2475,9 +2488,14 @@ mod tests {
         contact.weigh_by_neighbours(&f, &mut votes);
         // Skin next to skin across the trace line: no reference shows it,
         // so it keeps 1 - CONTACT_WEIGHT; the shadow keeps all.
-        let total = |l: usize, c: [u8; 4]| votes[l].iter().find(|v| v.color == c).unwrap().total;
-        assert!((total(right, skin) - 0.25).abs() < 1e-9, "{votes:?}");
-        assert!((total(right, shadow) - 0.45).abs() < 1e-9, "{votes:?}");
+        assert!(
+            (total(&votes, right, skin).unwrap() - 0.25).abs() < 1e-9,
+            "{votes:?}"
+        );
+        assert!(
+            (total(&votes, right, shadow).unwrap() - 0.45).abs() < 1e-9,
+            "{votes:?}"
+        );
         // Across a black line the same votes stand: a line may split skin.
         let black = drawn(20, 10, |x, _| x == 9);
         let f = ClassicEngine::default().features(&black).unwrap();
@@ -2506,9 +2524,6 @@ mod tests {
             votes[hair_l] = vec![vote(hair, 0.9)];
             votes[light_l] = vec![vote(hair, light_vote)];
             votes
-        };
-        let total = |votes: &[Vec<Vote>], l: usize, c: [u8; 4]| {
-            votes[l].iter().find(|v| v.color == c).map(|v| v.total)
         };
         let mut votes = target(0.4);
         contact.offer_tone_partners(&f, &mut votes);
@@ -2585,9 +2600,6 @@ mod tests {
         let (trace, black) = ([60, 90, 230, 255], [0, 0, 0, 255]);
         let (skin, shadow) = ([250, 214, 180, 255], [222, 170, 140, 255]);
         let (hair, light, dark) = ([120, 70, 40, 255], [170, 110, 70, 255], [90, 50, 30, 255]);
-        let total = |votes: &[Vec<Vote>], l: usize, c: [u8; 4]| {
-            votes[l].iter().find(|v| v.color == c).map(|v| v.total)
-        };
         // Skin | shadow and, past a black line, hair | highlight. In the
         // target the highlight band leads with skin, which no reference
         // shows across a trace line from hair.
