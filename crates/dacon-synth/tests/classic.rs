@@ -258,3 +258,48 @@ fn a_shadow_the_forearm_uncovered_takes_the_shadow_tone() {
         },
     );
 }
+
+#[test]
+fn pupils_of_eyes_that_moved_against_the_face_keep_their_colour() {
+    // Keyframe from the first drawing of a 10-frame `enter` cut (the
+    // figure walks in over the whole cut): from frame 5 on, its eyes lie a
+    // few pixels off where the warp, drawn from the large parts, lays
+    // them, so each pupil lands on its iris or its eye white, and the eye
+    // white matches too weakly to carry a motion. The lines around each
+    // pupil, shifted onto the reference's, lay it on the reference pupil.
+    const PUPIL: [u8; 4] = [20, 30, 30, 255];
+    let cut = draw_cut(&CutSpec {
+        frames: 10,
+        preset: dacon_synth::Preset::Enter,
+        ..CutSpec::default()
+    });
+    let (rf, colors) = painted(&cut[0]);
+    let (mut right, mut right_without, mut pupils) = (0, 0, 0);
+    for frame in &cut[5..=8] {
+        let (tf, truth) = painted(frame);
+        let sizes = tf.seg.pixel_counts();
+        let parts: Vec<u32> = (1..=tf.seg.count())
+            .filter(|&l| truth.get(l) == Some(PUPIL) && sizes[l as usize] > 30)
+            .collect();
+        let count = |local_shifts| {
+            let config = ClassicConfig {
+                local_shifts,
+                ..ClassicConfig::default()
+            };
+            colours_of((&rf, &colors), &tf, config, &parts)
+                .iter()
+                .filter(|&&c| c == Some(PUPIL))
+                .count()
+        };
+        pupils += parts.len();
+        right += count(true);
+        right_without += count(false);
+    }
+    // 7 of 8 with the stage and none without when this was written.
+    assert!(pupils >= 8, "{pupils} pupils");
+    assert!(right + 1 >= pupils, "{right} of {pupils} right");
+    assert!(
+        right_without + 4 <= right,
+        "{right_without} right without the stage, {right} with it"
+    );
+}
