@@ -591,22 +591,6 @@ impl ClassicFeatures {
             next[l as usize] += 1;
         }
         let mask: Vec<bool> = seg.labels().iter().map(|&l| l == 0).collect();
-        let touches_line = |i: usize| {
-            let (x, y) = (i % w, i / w);
-            (x > 0 && mask[i - 1])
-                || (x + 1 < w && mask[i + 1])
-                || (y > 0 && mask[i - w])
-                || (y + 1 < h && mask[i + w])
-        };
-        let mut outline_start = vec![0u32; count + 2];
-        let mut outline = Vec::new();
-        for l in 1..=count {
-            outline_start[l] = outline.len() as u32;
-            let group = &pixels[pixel_start[l] as usize..pixel_start[l + 1] as usize];
-            outline.extend(group.iter().filter(|&&i| touches_line(i as usize)));
-        }
-        outline_start[count + 1] = outline.len() as u32;
-        let grid = CentroidGrid::new(&centroid, w, h);
         let mut line_bits = vec![0u8; w * h];
         for (i, _) in mask.iter().enumerate().filter(|&(_, &m)| m) {
             let (x, y) = (i % w, i / w);
@@ -624,6 +608,21 @@ impl ClassicFeatures {
                 line_bits[i + w] |= NEAR_LINE;
             }
         }
+        // A segment pixel is never a line pixel, so one near a line
+        // touches one.
+        let mut outline_start = vec![0u32; count + 2];
+        let mut outline = Vec::new();
+        for l in 1..=count {
+            outline_start[l] = outline.len() as u32;
+            let group = &pixels[pixel_start[l] as usize..pixel_start[l + 1] as usize];
+            outline.extend(
+                group
+                    .iter()
+                    .filter(|&&i| line_bits[i as usize] & NEAR_LINE != 0),
+            );
+        }
+        outline_start[count + 1] = outline.len() as u32;
+        let grid = CentroidGrid::new(&centroid, w, h);
         ClassicFeatures {
             w,
             h,
@@ -1070,6 +1069,8 @@ impl ClassicEngine {
             .collect();
         weak.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut budget = SHIFT_BUDGET * (t.w * t.h) as u64;
+        let zoom = warp.global.area_scale();
+        let mut lines: Vec<(usize, usize)> = Vec::new();
         let mut mapped: Vec<(i64, i64)> = Vec::new();
         let mut overlap = vec![0u32; r.count + 1];
         for (_, tl) in weak {
@@ -1095,22 +1096,23 @@ impl ClassicEngine {
                 break;
             }
             budget -= window;
-            let lines = (y0..=y1)
-                .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
-                .filter(|&(x, y)| t.index.line_bits[y * t.w + x] & LINE != 0)
-                .count();
-            work.pixels += window;
-            if lines < SHIFT_MIN_LINES {
-                continue;
-            }
-            let stride = lines.div_ceil(SAMPLES);
-            mapped.clear();
-            mapped.extend(
+            lines.clear();
+            lines.extend(
                 (y0..=y1)
                     .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
-                    .filter(|&(x, y)| t.index.line_bits[y * t.w + x] & LINE != 0)
+                    .filter(|&(x, y)| t.index.line_bits[y * t.w + x] & LINE != 0),
+            );
+            work.pixels += window;
+            if lines.len() < SHIFT_MIN_LINES {
+                continue;
+            }
+            let stride = lines.len().div_ceil(SAMPLES);
+            mapped.clear();
+            mapped.extend(
+                lines
+                    .iter()
                     .step_by(stride)
-                    .map(|(x, y)| warp.apply([x as f64, y as f64]))
+                    .map(|&(x, y)| warp.apply([x as f64, y as f64]))
                     .filter(|q| q[0].is_finite() && q[1].is_finite())
                     .map(|q| (q[0].round() as i64, q[1].round() as i64)),
             );
@@ -1163,7 +1165,6 @@ impl ClassicEngine {
                 let q = warp.apply(p);
                 [q[0] + dx, q[1] + dy]
             };
-            let zoom = warp.global.area_scale();
             let at = t.area[tl];
             for (rl, iou, ar) in ious_laid(t, r, tl, laid, zoom, &mut overlap, work) {
                 offer(&mut scores[tl], rl, iou, at, ar);
