@@ -2465,12 +2465,14 @@ const TONE_BOUNDARY_FLOOR: f64 = 0.25;
 /// shadow boundary cut from the region (on the presets' keyframes 150 of
 /// 163 such matches scoring 0.3 or more were right).
 fn tone_boundary_fit(cand: &Candidate, target: Option<&f64>, reference: Option<&f64>) -> f64 {
-    match (target, reference) {
-        (Some(&t), Some(&r)) if cand.iou > 0.0 => (1.0
-            - TONE_BOUNDARY_RATE * (r - t - TONE_BOUNDARY_SLACK).max(0.0))
-        .max(TONE_BOUNDARY_FLOOR),
-        _ => 1.0,
+    let (Some(&t), Some(&r)) = (target, reference) else {
+        return 1.0;
+    };
+    if cand.iou <= 0.0 {
+        return 1.0;
     }
+    let beyond = (r - t - TONE_BOUNDARY_SLACK).max(0.0);
+    (1.0 - TONE_BOUNDARY_RATE * beyond).max(TONE_BOUNDARY_FLOOR)
 }
 
 /// The winning vote of a segment (highest total; ties to the smaller RGBA,
