@@ -82,9 +82,10 @@
 //!    largest losses `redraw-aa` w3 -0.3 and, on the second seed,
 //!    keyframe -0.4); wrong segments 1200 -> 1154 (other seed 1384 ->
 //!    1334), the share in the least-confident 20% unchanged (.697, .667).
-//!    A limb overlap found nothing of (best score under 0.4: it swung so
-//!    far that its reference lies under the body) is looked for before
-//!    that: laid by its own headed motion onto each elongated reference
+//!    A limb overlap found nothing of (best score under 0.4, as the vote
+//!    weighs it: see Tone boundaries; it swung so far that its reference
+//!    lies under the body) is looked for before that: laid by its own
+//!    headed motion onto each elongated reference
 //!    segment of about its size that touches the reference of a matched
 //!    neighbour, it takes the one it covers best when that IoU is 0.6 or
 //!    more. Centred IoU alone matches any two capsules (eye whites, the
@@ -271,13 +272,29 @@
 //! largest losses 0.29 and 0.25 points (`enter-aa` keyframe, `redraw-aa`
 //! w1, other seed). Wrong segments 918 -> 913 (four times the motion 1474
 //! -> 1456), of them in the least-confident 20% .741 -> .745 (.595 ->
-//! .602). Forearms painted the shirt's shadow are still the second
-//! largest kind of keyframe error at four times the motion (52 segments);
-//! some are laid there by stage 6 (`limbs-aa` frame 1, IoU .77: the strip
-//! is elongated, touches the sleeve's reference, and only a fifth of its
-//! boundary is trace line). Refusing stage 6 a weak match whose reference
-//! has a trace share 0.15 above the segment's moved the means by -0.05 to
-//! +0.11 points (`enter` keyframe -0.6): left out.
+//! .602). Stage 6 reads a segment's best candidate with this factor too
+//! before it decides that a limb was found: a forearm swung onto the
+//! shirt's shadow strip, of its size and where it now lies, scored .51 by
+//! place alone (IoU .19; `zoom` frame 5, keyframe, four times the motion),
+//! so it looked found and was never laid on its own reference. Presets:
+//! default, other seed and 1280x960 unchanged; twice the motion keyframe
+//! .8875 -> .8882, with the other seed .8663 -> .8665; four times the
+//! motion .9216 / .9506 / .8437 -> .9224 / .9506 / .8462 (`turn-aa`
+//! keyframe +1.0, `limbs` w1 +0.7); no set lost; wrong segments there
+//! 1456 -> 1439. Discounting instead a place score by the turn between
+//! the two segments' axes (a limb across a strip is not the strip) gained
+//! as much at four times the motion, but lost `enter` keyframe 0.6 points
+//! at twice the motion (a forearm turned 50 degrees from its own
+//! reference); both together added nothing. Forearms painted the shirt's
+//! shadow are still the second largest kind of keyframe error at four
+//! times the motion (44 segments, from 52); most swung past a right angle,
+//! beyond stage 6's side test, or are too short for a limb with a hand
+//! over their end (`zoom` frames 7 and 8). Some are laid there by stage 6
+//! (`limbs-aa` frame 1, IoU .77: the strip is elongated, touches the
+//! sleeve's reference, and only a fifth of its boundary is trace line).
+//! Refusing stage 6 a weak match whose reference has a trace share 0.15
+//! above the segment's moved the means by -0.05 to +0.11 points (`enter`
+//! keyframe -0.6): left out.
 //!
 //! **Neighbour colours** then rescore the combined votes: which colours
 //! touch which is a property of the character, not of the pose, so it
@@ -547,6 +564,10 @@ pub struct ClassicFeatures {
     /// between them, by label: a colour-trace line merged into one of them
     /// (or a closed gap).
     direct: Vec<Vec<(u32, u32)>>,
+    /// Share of every segment's boundary that is colour-trace line
+    /// ([`Self::across_trace`]); 0 for segment 0. Kept, not recomputed: a
+    /// reference serves every target of a cut.
+    trace_share: Vec<f64>,
     /// Indexes for neighbourhood queries, boxed so the features stay small
     /// inside enums of several engines' features.
     index: Box<Index>,
@@ -665,7 +686,7 @@ impl ClassicFeatures {
         }
         outline_start[count + 1] = outline.len() as u32;
         let grid = CentroidGrid::new(&centroid, w, h);
-        ClassicFeatures {
+        let mut features = ClassicFeatures {
             w,
             h,
             filled,
@@ -687,7 +708,10 @@ impl ClassicFeatures {
                 line_bits,
             }),
             lines: LineMap::new(&mask, w, h, align_side),
-        }
+            trace_share: Vec::new(),
+        };
+        features.trace_share = features.measure_trace_shares();
+        features
     }
 
     /// Whether `a` and its neighbour `b`, sharing `len` of boundary, are
@@ -701,9 +725,8 @@ impl ClassicFeatures {
             .is_ok_and(|i| 2 * direct[i].1 >= len)
     }
 
-    /// Share of every segment's boundary that is colour-trace line
-    /// ([`Self::across_trace`]); 0 for segment 0.
-    fn trace_shares(&self) -> Vec<f64> {
+    /// [`Self::trace_share`], from the boundaries.
+    fn measure_trace_shares(&self) -> Vec<f64> {
         (0..=self.count)
             .map(|a| {
                 let (mut trace, mut all) = (0u64, 0u64);
@@ -1374,6 +1397,7 @@ impl ClassicEngine {
         t: &ClassicFeatures,
         r: &ClassicFeatures,
         warp: &Warp,
+        tone_boundary: bool,
         scores: &mut Scores,
         motions: &mut [Option<(Similarity, u32)>],
         work: &mut Work,
@@ -1406,7 +1430,20 @@ impl ClassicEngine {
         }
         let min_area = 4.0 * PIECE_MIN_SHARE * (t.w * t.h) as f64;
         for tl in 1..=t.count {
-            let floor = best[tl].map_or(0.0, |b| b.score);
+            // The best candidate as the vote will weigh it: a forearm laid
+            // on the shirt's shadow strip (of its size, where it now lies)
+            // has found nothing of itself.
+            let floor = scores[tl]
+                .iter()
+                .map(|c| {
+                    c.score
+                        * if tone_boundary {
+                            tone_boundary_fit(c, t.trace_share[tl], r.trace_share[c.label as usize])
+                        } else {
+                            1.0
+                        }
+                })
+                .fold(0.0, f64::max);
             if motions[tl].is_some()
                 || floor >= WEAK
                 || t.area[tl] < min_area
@@ -1629,7 +1666,15 @@ impl ClassicEngine {
             Self::add_context_candidates(t, r, &warp, &mut scores, work);
         }
         if self.config.part_motion && self.config.joint_motion {
-            let swung = Self::add_swung_limbs(t, r, &warp, &mut scores, &mut motions, work);
+            let swung = Self::add_swung_limbs(
+                t,
+                r,
+                &warp,
+                self.config.tone_boundary,
+                &mut scores,
+                &mut motions,
+                work,
+            );
             let mut fresh = Self::add_joint_motions(t, r, &warp, &scores, &mut motions);
             for (f, s) in fresh.iter_mut().zip(&swung) {
                 *f |= *s;
@@ -2441,7 +2486,7 @@ impl ColourContact {
 }
 
 /// How much larger a reference segment's trace share (of its boundary,
-/// [`ClassicFeatures::trace_shares`]) may be than the target segment's
+/// [`ClassicFeatures::trace_share`]) may be than the target segment's
 /// before a match counts less. Not swept: on the presets' keyframes, of
 /// the matches with a difference under 0.25 4% were wrong, of those with
 /// 0.35 or more 70%.
@@ -2453,7 +2498,7 @@ const TONE_BOUNDARY_RATE: f64 = 3.0;
 const TONE_BOUNDARY_FLOOR: f64 = 0.25;
 
 /// Factor on the score of `cand` from the trace shares of the target
-/// segment and of the candidate (1 without the shares). A shadow or
+/// segment and of the candidate. A shadow or
 /// highlight is parted from its lit tone by a colour-trace line, so much of
 /// its boundary is trace line wherever both tones show; a part drawn round
 /// in black (a forearm that now lies over the shirt's shadow) is not that
@@ -2464,14 +2509,11 @@ const TONE_BOUNDARY_FLOOR: f64 = 0.25;
 /// with far more trace line than its match is mostly a piece that a moved
 /// shadow boundary cut from the region (on the presets' keyframes 150 of
 /// 163 such matches scoring 0.3 or more were right).
-fn tone_boundary_fit(cand: &Candidate, target: Option<&f64>, reference: Option<&f64>) -> f64 {
-    let (Some(&t), Some(&r)) = (target, reference) else {
-        return 1.0;
-    };
+fn tone_boundary_fit(cand: &Candidate, target: f64, reference: f64) -> f64 {
     if cand.iou <= 0.0 {
         return 1.0;
     }
-    let beyond = (r - t - TONE_BOUNDARY_SLACK).max(0.0);
+    let beyond = (reference - target - TONE_BOUNDARY_SLACK).max(0.0);
     (1.0 - TONE_BOUNDARY_RATE * beyond).max(TONE_BOUNDARY_FLOOR)
 }
 
@@ -2547,11 +2589,6 @@ impl Engine for ClassicEngine {
         let mut votes: Vec<Vec<Vote>> = vec![Vec::new(); target.count + 1];
         let mut total_weight = 0.0;
         let mut contact = ContactTally::default();
-        let target_trace = if self.config.tone_boundary {
-            target.trace_shares()
-        } else {
-            Vec::new()
-        };
         for (ri, reference) in refs.iter().enumerate() {
             let Matched {
                 scores,
@@ -2576,11 +2613,6 @@ impl Engine for ClassicEngine {
                 Vec::new()
             };
             let background = backdrop.evidence(target, &scores, &off_canvas);
-            let reference_trace = if self.config.tone_boundary {
-                reference.features.trace_shares()
-            } else {
-                Vec::new()
-            };
             for (tl, cands) in scores.iter().enumerate().skip(1) {
                 // Best score (and its segment) per colour within this
                 // reference.
@@ -2607,11 +2639,15 @@ impl Engine for ClassicEngine {
                     let mut s = if backdrop.contains(cand.label) {
                         cand.score.max(BACKDROP_COVER * background[tl])
                     } else {
-                        let trace_fit = tone_boundary_fit(
-                            cand,
-                            target_trace.get(tl),
-                            reference_trace.get(cand.label as usize),
-                        );
+                        let trace_fit = if self.config.tone_boundary {
+                            tone_boundary_fit(
+                                cand,
+                                target.trace_share[tl],
+                                reference.features.trace_share[cand.label as usize],
+                            )
+                        } else {
+                            1.0
+                        };
                         owned_score(cand, tl, owners.get(cand.label as usize)) * trace_fit
                     };
                     // The overlap of the warp with all of a colour's
@@ -2916,19 +2952,18 @@ mod tests {
     #[test]
     fn only_a_laid_match_with_far_more_trace_line_counts_less() {
         let laid = candidate(3, 0.8);
-        let fit = |t: f64, r: f64| tone_boundary_fit(&laid, Some(&t), Some(&r));
+        let fit = |t: f64, r: f64| tone_boundary_fit(&laid, t, r);
         assert_eq!(fit(0.0, 0.3), 1.0);
         assert_eq!(fit(0.6, 0.0), 1.0);
         assert!((fit(0.1, 0.6) - 0.4).abs() < 1e-12);
         assert_eq!(fit(0.0, 1.0), TONE_BOUNDARY_FLOOR);
-        assert_eq!(tone_boundary_fit(&laid, None, Some(&1.0)), 1.0);
         // A context proposal overlaps nothing: a shadow whose lit partner
         // left the canvas keeps what its neighbours propose.
         let proposed = Candidate {
             iou: 0.0,
             ..candidate(3, 0.8)
         };
-        assert_eq!(tone_boundary_fit(&proposed, Some(&0.0), Some(&1.0)), 1.0);
+        assert_eq!(tone_boundary_fit(&proposed, 0.0, 1.0), 1.0);
     }
 
     #[test]
@@ -2942,7 +2977,7 @@ mod tests {
         let (r, rb) = bands(30, &[(8, trace), (12, trace)]);
         let (t, tb) = bands(30, &[(8, black), (12, black)]);
         assert_eq!((rb.len(), tb.len()), (3, 3));
-        let (rs, ts) = (r.trace_shares(), t.trace_shares());
+        let (rs, ts) = (&r.trace_share, &t.trace_share);
         // The shadow band is 4 px wide once a trace column is merged into
         // it: 4 + 4 px of black box line above and below, 10 px of trace
         // line each side. The lit bands are mostly bounded in black.
@@ -3236,30 +3271,61 @@ mod tests {
         // it in the reference; in the target only the forearm, held out to
         // the right and a little down, where overlap finds nothing of it.
         // Both limbs fit it equally well once laid onto it; the forearm is
-        // on its side of the sleeve, the limb above is not.
-        let r = boxed(
-            130,
-            130,
-            &[[40, 50, 60, 70], [45, 10, 55, 50], [45, 70, 55, 110]],
-        );
+        // on its side of the sleeve, the limb above is not. Right of the
+        // sleeve, a shirt with a shadow strip between two colour-trace
+        // lines, where the forearm now lies.
+        let (trace, black) = ([60, 90, 230, 255], [0, 0, 0, 255]);
+        let img = RgbaImage::from_fn(130, 130, |x, y| {
+            let boxes = [
+                [40, 50, 60, 70],
+                [45, 10, 55, 50],
+                [45, 70, 55, 110],
+                [62, 50, 120, 90],
+            ];
+            let on = |b: &[u32; 4]| {
+                let inside = (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y);
+                inside && (x == b[0] || x == b[2] || y == b[1] || y == b[3])
+            };
+            Rgba(if boxes.iter().any(on) {
+                black
+            } else if (y == 61 || y == 73) && (63..120).contains(&x) {
+                trace
+            } else {
+                [255, 255, 255, 0]
+            })
+        });
+        let art = LineArt::from_rgba(img, true);
+        let seg = Segmentation::from_line_art(&art).unwrap();
+        let r = ClassicEngine::default()
+            .features(&Frame::new(art, seg))
+            .unwrap();
         let (r_sleeve, r_above, r_arm) = (at(&r, 50, 60), at(&r, 50, 30), at(&r, 50, 90));
+        let r_strip = at(&r, 90, 67);
+        assert!(r.trace_share[r_strip as usize] > 0.8);
         // The stage on target `t` whose segments `matched` (target,
-        // reference) are sure, under no motion at all.
-        let swing = |t: &ClassicFeatures, matched: &[(u32, u32)]| {
+        // reference, score) are found, under no motion at all.
+        let swing = |t: &ClassicFeatures, matched: &[(u32, u32, f64)], tone_boundary: bool| {
             let mut scores: Scores = vec![Vec::new(); t.count + 1];
-            for &(tl, rl) in matched {
-                scores[tl as usize].push(candidate(rl, 0.9));
+            for &(tl, rl, score) in matched {
+                scores[tl as usize].push(candidate(rl, score));
             }
             let mut motions = vec![None; t.count + 1];
             let warp = Warp::new(turn_about(0.0, [0.0, 0.0]), t.w, t.h);
             let mut work = Work::default();
-            let found =
-                ClassicEngine::add_swung_limbs(t, &r, &warp, &mut scores, &mut motions, &mut work);
+            let found = ClassicEngine::add_swung_limbs(
+                t,
+                &r,
+                &warp,
+                tone_boundary,
+                &mut scores,
+                &mut motions,
+                &mut work,
+            );
             (found, motions, scores)
         };
         let t = boxed(130, 130, &[[40, 50, 60, 70], [60, 62, 100, 72]]);
         let (t_sleeve, t_arm) = (at(&t, 50, 60), at(&t, 80, 67));
-        let (found, motions, scores) = swing(&t, &[(t_sleeve, r_sleeve)]);
+        let (found, motions, scores) = swing(&t, &[(t_sleeve, r_sleeve, 0.9)], true);
         assert!(found[t_arm as usize], "the forearm was not found");
         assert_eq!(motions[t_arm as usize].map(|m| m.1), Some(r_arm));
         let arm = scores[t_arm as usize].iter().find(|c| c.label == r_arm);
@@ -3272,12 +3338,24 @@ mod tests {
             130,
             &[[40, 50, 60, 70], [60, 62, 100, 72], [45, 70, 55, 110]],
         );
-        let matched = [(at(&t2, 50, 60), r_sleeve), (at(&t2, 50, 90), r_arm)];
-        let (found, _, _) = swing(&t2, &matched);
+        let matched = [
+            (at(&t2, 50, 60), r_sleeve, 0.9),
+            (at(&t2, 50, 90), r_arm, 0.9),
+        ];
+        let (found, _, _) = swing(&t2, &matched, true);
         assert!(!found[at(&t2, 80, 67) as usize], "a claimed limb was taken");
         // Without a matched joint nothing says where it came from.
-        let (found, _, _) = swing(&t, &[]);
+        let (found, _, _) = swing(&t, &[], true);
         assert!(!found.contains(&true));
+        // Laid on the shadow strip it now covers, the forearm has a match
+        // that would stop the search; but the strip is bounded by trace
+        // lines and the forearm in black, so it is no match of the forearm.
+        let on_strip = [(t_sleeve, r_sleeve, 0.9), (t_arm, r_strip, 0.55)];
+        let (found, motions, _) = swing(&t, &on_strip, true);
+        assert!(found[t_arm as usize], "the strip was taken for the forearm");
+        assert_eq!(motions[t_arm as usize].map(|m| m.1), Some(r_arm));
+        let (found, _, _) = swing(&t, &on_strip, false);
+        assert!(!found[t_arm as usize]);
     }
 
     #[test]
