@@ -3431,6 +3431,26 @@ mod tests {
         assert!(!found[t_arm as usize]);
     }
 
+    /// Stage 6's joint motions of `t` onto `r` from `scores`: which
+    /// segments got one, and the motions.
+    fn joint_motions(
+        t: &ClassicFeatures,
+        r: &ClassicFeatures,
+        warp: &Warp,
+        scores: &Scores,
+    ) -> (Vec<bool>, Vec<Option<(Similarity, u32)>>) {
+        let mut motions = vec![None; t.count + 1];
+        let moved = ClassicEngine::add_joint_motions(
+            t,
+            r,
+            warp,
+            scores,
+            &mut motions,
+            &mut Work::default(),
+        );
+        (moved, motions)
+    }
+
     #[test]
     fn a_weakly_matched_limb_is_headed_by_its_joint() {
         // A sleeve with a forearm and a hand: hanging down in the
@@ -3453,15 +3473,7 @@ mod tests {
             scores[t_sleeve as usize].push(candidate(r_sleeve, 0.9));
             scores[t_arm as usize].push(candidate(r_arm, 0.3));
             let warp = Warp::new(still, t.w, t.h);
-            let mut motions = vec![None; t.count + 1];
-            let moved = ClassicEngine::add_joint_motions(
-                &t,
-                &r,
-                &warp,
-                &scores,
-                &mut motions,
-                &mut Work::default(),
-            );
+            let (moved, motions) = joint_motions(&t, &r, &warp, &scores);
             assert!(moved[t_arm as usize], "the forearm has no motion");
             let (m, rl) = motions[t_arm as usize].unwrap();
             assert_eq!(rl, r_arm);
@@ -3475,15 +3487,7 @@ mod tests {
             );
             // Without a matched joint there is no telling which way it points.
             scores[t_sleeve as usize].clear();
-            let mut motions = vec![None; t.count + 1];
-            let moved = ClassicEngine::add_joint_motions(
-                &t,
-                &r,
-                &warp,
-                &scores,
-                &mut motions,
-                &mut Work::default(),
-            );
+            let (moved, _) = joint_motions(&t, &r, &warp, &scores);
             assert!(!moved.contains(&true));
         }
     }
@@ -3508,15 +3512,7 @@ mod tests {
             scores[t_sleeve as usize].push(candidate(r_sleeve, 0.9));
             scores[t_arm as usize].push(candidate(r_arm, 0.3));
             let warp = Warp::new(turn_about(0.0, [0.0, 0.0]), t.w, t.h);
-            let mut motions = vec![None; t.count + 1];
-            let moved = ClassicEngine::add_joint_motions(
-                &t,
-                &r,
-                &warp,
-                &scores,
-                &mut motions,
-                &mut Work::default(),
-            );
+            let (moved, motions) = joint_motions(&t, &r, &warp, &scores);
             assert!(moved[t_arm as usize], "the forearm has no motion");
             let (m, rl) = motions[t_arm as usize].unwrap();
             assert_eq!(rl, r_arm);
