@@ -95,7 +95,14 @@
 //!    the motion 1439 -> 1421; other seed 1084 -> 1087, both 1265 ->
 //!    1268). Where a figure shows one glove and the target two, the glove
 //!    that now finds its reference takes it from the other (`hands` frames
-//!    4-8). Stage 4 then runs again with these motions alone. Presets (Acc-Thresh, mean
+//!    4-8). A weak match is no sure motion, and a wrong one carries its
+//!    neighbours far (a shirt piece laid 120 px up onto the face by a
+//!    sliver matched to the hair by context), but both guards tried cost
+//!    more than they saved at four times the motion, keyframe: passing a
+//!    stage 6 motion on only to parts no larger than the limb -0.4 points
+//!    (`hands`, `turn` -1.3), no stage 6 motion from a context proposal
+//!    (no overlap) -0.3 (`turn-aa` -2.1). Stage 4 then runs again with
+//!    these motions alone. Presets (Acc-Thresh, mean
 //!    of 16 sets, w1 / w3 / keyframe): .9349 / .9668 / .8793 -> .9364 /
 //!    .9681 / .8865; another seed .9307 / .9554 / .8637 -> .9318 / .9560 /
 //!    .8723 (`hands`, `turn-aa`, `tumble` keyframe +1.0 to +2.2; the
