@@ -1475,14 +1475,7 @@ impl ClassicEngine {
             // has found nothing of itself.
             let floor = scores[tl]
                 .iter()
-                .map(|c| {
-                    c.score
-                        * if tone_boundary {
-                            tone_boundary_fit(c, t.trace_share[tl], r.trace_share[c.label as usize])
-                        } else {
-                            1.0
-                        }
-                })
+                .map(|c| c.score * trace_fit(tone_boundary, c, t, tl, r))
                 .fold(0.0, f64::max);
             if motions[tl].is_some()
                 || floor >= WEAK
@@ -2608,6 +2601,23 @@ fn tone_boundary_fit(cand: &Candidate, target: f64, reference: f64) -> f64 {
     (1.0 - TONE_BOUNDARY_RATE * beyond).max(TONE_BOUNDARY_FLOOR)
 }
 
+/// [`tone_boundary_fit`] of `cand` as a candidate of target segment `tl`
+/// of `t` in reference `r`, from their trace shares; 1 when the stage is
+/// off (`on`).
+fn trace_fit(
+    on: bool,
+    cand: &Candidate,
+    t: &ClassicFeatures,
+    tl: usize,
+    r: &ClassicFeatures,
+) -> f64 {
+    if on {
+        tone_boundary_fit(cand, t.trace_share[tl], r.trace_share[cand.label as usize])
+    } else {
+        1.0
+    }
+}
+
 /// The winning vote of a segment (highest total; ties to the smaller RGBA,
 /// for determinism) and the total of the runner-up (0 without one).
 fn winner(votes: &[Vote]) -> Option<(usize, f64)> {
@@ -2730,16 +2740,14 @@ impl Engine for ClassicEngine {
                     let mut s = if backdrop.contains(cand.label) {
                         cand.score.max(BACKDROP_COVER * background[tl])
                     } else {
-                        let trace_fit = if self.config.tone_boundary {
-                            tone_boundary_fit(
-                                cand,
-                                target.trace_share[tl],
-                                reference.features.trace_share[cand.label as usize],
-                            )
-                        } else {
-                            1.0
-                        };
-                        owned_score(cand, tl, owners.get(cand.label as usize)) * trace_fit
+                        let fit = trace_fit(
+                            self.config.tone_boundary,
+                            cand,
+                            target,
+                            tl,
+                            reference.features,
+                        );
+                        owned_score(cand, tl, owners.get(cand.label as usize)) * fit
                     };
                     // The overlap of the warp with all of a colour's
                     // segments is kept whatever their trace share: a piece
@@ -3295,12 +3303,13 @@ mod tests {
 
     /// Outlined boxes `[x0, y0, x1, y1]` (inclusive lines) on a blank canvas.
     fn boxes(w: u32, h: u32, boxes: &[[u32; 4]]) -> Frame {
-        drawn(w, h, |x, y| {
-            boxes.iter().any(|b| {
-                let inside = (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y);
-                inside && (x == b[0] || x == b[2] || y == b[1] || y == b[3])
-            })
-        })
+        drawn(w, h, |x, y| boxes.iter().any(|b| on_outline(b, x, y)))
+    }
+
+    /// Whether `(x, y)` is on the outline of box `b` (x0, y0, x1, y1).
+    fn on_outline(b: &[u32; 4], x: u32, y: u32) -> bool {
+        let inside = (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y);
+        inside && (x == b[0] || x == b[2] || y == b[1] || y == b[3])
     }
 
     /// The classic features of [`boxes`].
@@ -3373,11 +3382,7 @@ mod tests {
                 [45, 70, 55, 110],
                 [62, 50, 120, 90],
             ];
-            let on = |b: &[u32; 4]| {
-                let inside = (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y);
-                inside && (x == b[0] || x == b[2] || y == b[1] || y == b[3])
-            };
-            Rgba(if boxes.iter().any(on) {
+            Rgba(if boxes.iter().any(|b| on_outline(b, x, y)) {
                 black
             } else if (y == 61 || y == 73) && (63..120).contains(&x) {
                 trace
