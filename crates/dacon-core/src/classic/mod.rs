@@ -2063,7 +2063,9 @@ const SHIFT_GAIN: f64 = 0.25;
 const PART_MATCHED: f64 = 0.5;
 
 /// The target's own background is its segment with the most canvas edge
-/// among those that lie at least this much on the reference's background.
+/// among those that lie at least this much on the reference's background
+/// and match no part (a shirt filling the bottom of a zoomed frame may
+/// have more canvas edge).
 const OWN_BACKDROP_COVER: f64 = 0.5;
 
 /// A segment sharing at least this share of its boundary with the target's
@@ -2118,16 +2120,16 @@ impl Backdrop {
                     + self.edge_share * off
             })
             .collect();
+        let part = |l: usize| {
+            scores[l]
+                .iter()
+                .any(|c| !self.contains(c.label) && c.score >= PART_MATCHED)
+        };
         let own = (1..=t.count)
-            .filter(|&l| t.border_px[l] > 0 && cover[l] >= OWN_BACKDROP_COVER)
+            .filter(|&l| t.border_px[l] > 0 && cover[l] >= OWN_BACKDROP_COVER && !part(l))
             .max_by_key(|&l| (t.border_px[l], std::cmp::Reverse(l)));
         (0..=t.count)
             .map(|tl| {
-                let part = || {
-                    scores[tl]
-                        .iter()
-                        .any(|c| !self.contains(c.label) && c.score >= PART_MATCHED)
-                };
                 let beside_own = || {
                     let boundary: u32 = t.adjacency[tl].iter().map(|a| a.1).sum();
                     t.adjacency[tl].iter().any(|&(n, len)| {
@@ -2142,7 +2144,7 @@ impl Backdrop {
                                 .iter()
                                 .all(|&(n, _)| cover[n as usize] < cover[tl])
                 };
-                if tl > 0 && t.border_px[tl] > 0 && !part() && most() {
+                if tl > 0 && t.border_px[tl] > 0 && !part(tl) && most() {
                     cover[tl]
                 } else {
                     0.0
