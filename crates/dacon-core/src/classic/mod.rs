@@ -28,10 +28,11 @@
 //!    pulled by the body. Every segment matched one-to-one (mutual best,
 //!    IoU ≥ 0.5, looser than the anchors: its motion is its own, not the
 //!    field's) carries its own rigid motion (centroid to centroid, turned
-//!    by the change of its major axis, scaled as the frame); a segment still below IoU 0.6 is mapped again with the
-//!    motion of each matched neighbour in turn and scored by IoU as under
-//!    the warp. A segment placed this way (IoU ≥ 0.6) passes the motion on,
-//!    in a second pass, so a hand placed by its forearm carries the fingers.
+//!    by the change of its major axis, scaled as the frame); a segment
+//!    still below IoU 0.6 is mapped again with the motion of each matched
+//!    neighbour in turn and scored by IoU as under the warp. A segment
+//!    placed this way (IoU ≥ 0.6) passes the motion on, in a second pass,
+//!    so a hand placed by its forearm carries the fingers.
 //!    Presets (`dacon-synth` example `presets`, Acc-Thresh, mean of 14 sets:
 //!    w1 / w3 / keyframe): .9163 / .9466 / .8546 before, .9178 / .9497 /
 //!    .8581 with it; on `redraw` keyframe .694 -> .706, hard and aa; no set
@@ -87,8 +88,9 @@
 //!    reference lies under the body) is looked for before that: laid by its
 //!    own headed motion onto each elongated reference segment of about its
 //!    size that touches the reference of a matched neighbour, it takes the
-//!    one it covers best when that IoU is 0.6 or more. Centred IoU alone matches any two capsules (eye whites, the
-//!    other arm, pieces of redrawn hair), so the candidates are only those
+//!    one it covers best when that IoU is 0.6 or more. Centred IoU alone
+//!    matches any two capsules (eye whites, the other arm, pieces of
+//!    redrawn hair), so the candidates are only those
 //!    no target segment overlaps well (a limb that swung left its
 //!    reference unclaimed), on the same side of the joint (a swing of up
 //!    to a right angle; the two arms are alike, one each side of the
@@ -219,14 +221,15 @@
 //!    neighbour test, took the skin. Under a tenth is a corner: where an
 //!    outline grazes the canvas edge, the background between two legs meets
 //!    the rest across the line's width alone (1280x960: without the bound
-//!    `limbs` and `redraw` keyframe lost 0.4 points). Presets (Acc-Thresh, mean of 16
-//!    sets, w1 / w3 / keyframe): .9440 / .9739 / .9152 -> .9440 / .9739 /
-//!    .9176 (`enter`, `enter-aa` keyframe +1.4, +1.8); four times the motion
-//!    .9224 / .9510 / .8493 -> .9248 / .9538 / .8515 (`enter`, `enter-aa`
-//!    +0.6 to +2.0, `limbs`, `limbs-aa` +0.5 to +0.9, every protocol); twice
-//!    the motion keyframe .8884 -> .8904; other seed keyframe .8980 ->
-//!    .8984, both .8661 -> .8672; 1280x960 keyframe .9154 -> .9163; no set
-//!    lost; wrong segments 907 -> 899 (four times the motion 1421 -> 1403).
+//!    `limbs` and `redraw` keyframe lost 0.4 points). Presets (Acc-Thresh,
+//!    mean of 16 sets, w1 / w3 / keyframe): .9440 / .9739 / .9152 -> .9440
+//!    / .9739 / .9176 (`enter`, `enter-aa` keyframe +1.4, +1.8); four times
+//!    the motion .9224 / .9510 / .8493 -> .9248 / .9538 / .8515 (`enter`,
+//!    `enter-aa` +0.6 to +2.0, `limbs`, `limbs-aa` +0.5 to +0.9, every
+//!    protocol); twice the motion keyframe .8884 -> .8904; other seed
+//!    keyframe .8980 -> .8984, both .8661 -> .8672; 1280x960 keyframe .9154
+//!    -> .9163; no set lost; wrong segments 907 -> 899 (four times the
+//!    motion 1421 -> 1403).
 //! 9. **Redrawn pieces**: a hand redraws every frame, so fold and strand
 //!    lines come and go: a face that one line splits in the target has two
 //!    pieces, neither of the reference face's shape, and the warp lays part
@@ -404,9 +407,10 @@
 //! explained of the two (best vote: the side to doubt is the one the
 //! references say less about), the segment is offered that colour's
 //! partners (those holding 5% of the colour's trace boundary or more),
-//! each at the segment's best vote times that share, and the contact rescoring that
-//! follows decides (there the contradicting colour is the implausible one
-//! across the line, when the references show it at any trace line). Presets
+//! each at the segment's best vote times that share, and the contact
+//! rescoring that follows decides (there the contradicting colour is the
+//! implausible one across the line, when the references show it at any
+//! trace line). Presets
 //! (Acc-Thresh, mean of 16 sets, w1 / w3 / keyframe): .9377 / .9701 / .8979
 //! -> .9415 / .9726 / .9094; other seed .9363 / .9639 / .8810 -> .9369 /
 //! .9642 / .8940; twice the motion .9343 / .9639 / .8717 -> .9381 / .9683 /
