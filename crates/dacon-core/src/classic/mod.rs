@@ -18,10 +18,10 @@
 //!    sizes. IoU naturally prefers a small pupil over the large iris around
 //!    it, which plain overlap does not. A pixel that lands on a line votes
 //!    for the nearest segment, so a small segment between thick lines can
-//!    receive more pixels than it has; the union is taken as no smaller
-//!    than either segment, or a 4-px piece of an anti-aliased iris scored
-//!    an IoU of 2 against a 20-px pupil and painted it with a margin of 2.7
-//!    (`turn-aa` keyframe, frame 3). Presets (Acc-Thresh, mean of 16 sets,
+//!    receive more pixels than it has, so the union is taken as no smaller
+//!    than either segment (before, a 4-px piece of an anti-aliased iris
+//!    scored an IoU of 2 against a 20-px pupil and painted it with a margin
+//!    of 2.7: `turn-aa` keyframe, frame 3). Presets (Acc-Thresh, mean of 16 sets,
 //!    w1 / w3 / keyframe): .9440 / .9739 / .9176 -> .9436 / .9747 / .9181;
 //!    four times the motion .9248 / .9538 / .8515 -> .9247 / .9552 / .8530
 //!    (`tumble` keyframe +0.9); other seed, twice the motion, both, 1280x960
@@ -1981,11 +1981,12 @@ fn ious_laid(
 }
 
 /// IoU of a target segment of `at` pixels with a reference segment of `ar`
-/// (in target pixels) when `o` of its pixels land on it. They land on the
-/// reference's lines too, each counted to its nearest segment, and a local
-/// warp that compresses lands several on one pixel: a 4-px piece of an
-/// anti-aliased iris between lines received 16 pixels of a pupil, an IoU of
-/// 2. The union is never below either area.
+/// (in target pixels) when `o` of its pixels land on it (so `o <= at`).
+/// They land on the reference's lines too, each counted to its nearest
+/// segment, and a local warp that compresses lands several on one pixel:
+/// a 4-px piece of an anti-aliased iris between lines received 16 pixels of
+/// a pupil, an IoU of 2 by the plain formula. The union is never below
+/// either area.
 fn iou(o: f64, at: f64, ar: f64) -> f64 {
     o / (at + ar - o).max(at).max(ar).max(1.0)
 }
