@@ -17,12 +17,12 @@
 //!    zoom), or, when that is weak, the agreement of their positions and
 //!    sizes. IoU naturally prefers a small pupil over the large iris around
 //!    it, which plain overlap does not. A pixel that lands on a line votes
-//!    for the nearest segment, so a small segment between thick lines can
+//!    for the nearest segment, and a small segment between thick lines can
 //!    receive more pixels than it has, so the union is taken as no smaller
 //!    than either segment (before, a 4-px piece of an anti-aliased iris
 //!    scored an IoU of 2 against a 20-px pupil and painted it with a margin
-//!    of 2.7: `turn-aa` keyframe, frame 3). Presets (Acc-Thresh, mean of 16 sets,
-//!    w1 / w3 / keyframe): .9440 / .9739 / .9176 -> .9436 / .9747 / .9181;
+//!    of 2.7: `turn-aa` keyframe, frame 3). Presets (Acc-Thresh, mean of 16
+//!    sets, w1 / w3 / keyframe): .9440 / .9739 / .9176 -> .9436 / .9747 / .9181;
 //!    four times the motion .9248 / .9538 / .8515 -> .9247 / .9552 / .8530
 //!    (`tumble` keyframe +0.9); other seed, twice the motion, both, 1280x960
 //!    within 0.1 point each way (`turn-aa` w3 +1.1 on two seeds; `redraw`
@@ -819,6 +819,11 @@ impl ClassicFeatures {
             .collect()
     }
 
+    /// Length of segment `l`'s boundary with all its neighbours.
+    fn boundary(&self, l: usize) -> u32 {
+        self.adjacency[l].iter().map(|&(_, len)| len).sum()
+    }
+
     /// Whether segment `l` looks like the background without knowing its
     /// colour: on the canvas edge and a fifth of the canvas or more.
     fn is_backdrop(&self, l: u32) -> bool {
@@ -951,6 +956,7 @@ struct Candidate {
     label: u32,
     score: f64,
     iou: f64,
+    /// The smaller of the two segments' areas over the larger.
     size: f64,
     /// Share of the target segment's pixels that land on it.
     cover: f64,
@@ -1063,7 +1069,7 @@ impl ClassicEngine {
                 let d2 = dist2(rl);
                 let ar = r.area[rl] / zoom;
                 let iou = iou(o, at, ar);
-                let size = at.min(ar) / at.max(ar).max(1e-9);
+                let size = size_ratio(at, ar);
                 let place = (-d2 / (2.0 * sigma * sigma)).exp() * size.sqrt();
                 list.push(Candidate {
                     label: rl as u32,
@@ -1684,7 +1690,7 @@ impl ClassicEngine {
                     continue;
                 }
                 let ar = r.area[rl] / zoom;
-                let size = t.area[tl].min(ar) / t.area[tl].max(ar);
+                let size = size_ratio(t.area[tl], ar);
                 let (et, er) = (t.elongation[tl].max(0.02), r.elongation[rl].max(0.02));
                 let shape = (-2.0 * (et / er).ln().abs()).exp();
                 let score =
@@ -1991,6 +1997,11 @@ fn iou(o: f64, at: f64, ar: f64) -> f64 {
     o / (at + ar - o).max(at).max(ar).max(1.0)
 }
 
+/// The smaller of two areas over the larger ([`Candidate::size`]).
+fn size_ratio(at: f64, ar: f64) -> f64 {
+    at.min(ar) / at.max(ar).max(1e-9)
+}
+
 /// Adds (or raises) the candidate `rl` of a target segment of `at` pixels
 /// found by its IoU under a motion of its own; the share it has under the
 /// warp stays (a motion maps a part, the warp the region around it).
@@ -1999,7 +2010,7 @@ fn offer(list: &mut Vec<Candidate>, rl: u32, iou: f64, at: f64, ar: f64) {
         label: rl,
         score: iou,
         iou,
-        size: at.min(ar) / at.max(ar).max(1e-9),
+        size: size_ratio(at, ar),
         cover: 0.0,
         area: ar,
     };
@@ -2164,7 +2175,7 @@ impl Backdrop {
         (0..=t.count)
             .map(|tl| {
                 let in_contact = || {
-                    let boundary: u32 = t.adjacency[tl].iter().map(|&(_, len)| len).sum();
+                    let boundary = t.boundary(tl);
                     t.adjacency[tl].iter().any(|&(n, len)| {
                         Some(n as usize) == target_backdrop
                             && f64::from(len) >= TARGET_BACKDROP_CONTACT * f64::from(boundary)
@@ -2553,7 +2564,7 @@ impl ColourContact {
                 continue;
             };
             offers.clear();
-            let boundary: u32 = t.adjacency[tl].iter().map(|&(_, len)| len).sum();
+            let boundary = t.boundary(tl);
             for &(n, len) in &t.adjacency[tl] {
                 let Some((other, theirs)) = chosen[n as usize] else {
                     continue;
